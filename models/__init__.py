@@ -1,0 +1,1 @@
+"""codec.models (see the README's Architecture section)."""

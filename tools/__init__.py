@@ -1,0 +1,1 @@
+"""codec.tools: evaluation, BD-rate, reports and benchmarks (builds on ``codec``)."""

@@ -1,0 +1,1 @@
+"""codec.training (see the README's Architecture section)."""
