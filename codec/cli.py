@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import warnings
+
+    # compressai scripts a few functions at import; torch deprecates that. Not the user's concern.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

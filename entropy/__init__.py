@@ -14,7 +14,6 @@ from .tables import (
     PRECISION,
     CDFTables,
     TableError,
-    bottleneck_offsets,
     categorical_tables,
     default_scale_table,
     factorized_tables,
@@ -29,6 +28,6 @@ __all__ = [
     "PRECISION", "CDFTables", "TableError", "StreamError", "CorruptStreamError", "TableMismatchError",
     "encode", "decode", "encode_batch", "decode_batch", "ideal_bits", "sample_symbols", "parse_header",
     "gaussian_tables", "laplace_tables", "categorical_tables", "factorized_tables",
-    "factorized_tables_from_bottleneck", "bottleneck_offsets", "default_scale_table",
+    "factorized_tables_from_bottleneck", "default_scale_table",
     "quantize_pmf", "tables_from_pmf",
 ]

@@ -363,12 +363,13 @@ def factorized_tables(cdf_fn, lower, upper, family: str = "factorized") -> CDFTa
     return tables_from_pmf(pmf, lengths, lower, family=family)
 
 
-def factorized_tables_from_bottleneck(bottleneck, tail_mass: float | None = None) -> CDFTables:
+def factorized_tables_from_bottleneck(bottleneck) -> CDFTables:
     """Tables for a CompressAI ``EntropyBottleneck`` (one row per channel).
 
-    Symbols are ``round(y) - medians_int`` where ``medians_int = round(medians)`` (see
-    :func:`bottleneck_offsets`): integer offsets, so the symbol path needs no float
-    subtraction.  The density is evaluated in float64 on the CPU.
+    Symbols are the integers ``round(z)`` themselves (no median subtraction), so the
+    decoded values are exact on every device.  Row ``c`` covers
+    ``floor(lower quantile) .. ceil(upper quantile)`` of channel ``c`` (widened to
+    include 0 and the median +- 1); the density is evaluated in float64 on the CPU.
     """
     import copy
 
@@ -378,23 +379,15 @@ def factorized_tables_from_bottleneck(bottleneck, tail_mass: float | None = None
     with torch.no_grad():
         q = eb.quantiles[:, 0, :].numpy()  # [C, 3]: lower, median, upper
         med = np.round(q[:, 1])
-        lower = np.floor(q[:, 0] - med).astype(np.int64)
-        upper = np.ceil(q[:, 2] - med).astype(np.int64)
-        lower = np.minimum(lower, -1)
-        upper = np.maximum(upper, 1)
+        lower = np.minimum(np.floor(q[:, 0]), np.minimum(med - 1, 0)).astype(np.int64)
+        upper = np.maximum(np.ceil(q[:, 2]), np.maximum(med + 1, 0)).astype(np.int64)
 
         def cdf_fn(x):
             C, K = x.shape
-            t = torch.from_numpy(x + med[:, None]).view(C, 1, K)
-            logits = eb._logits_cumulative(t, stop_gradient=True)
+            logits = eb._logits_cumulative(torch.from_numpy(x).view(C, 1, K), stop_gradient=True)
             return torch.sigmoid(logits).view(C, K).numpy()
 
         return factorized_tables(cdf_fn, lower, upper, family="factorized")
-
-
-def bottleneck_offsets(bottleneck) -> np.ndarray:
-    """Integer medians ``round(medians)`` per channel, matching :func:`factorized_tables_from_bottleneck`."""
-    return np.round(bottleneck.quantiles[:, 0, 1].detach().cpu().double().numpy()).astype(np.int64)
 
 
 def default_scale_table(min_scale: float = 0.11, max_scale: float = 256.0, levels: int = 64) -> np.ndarray:

@@ -1,0 +1,152 @@
+"""Models by stable name.  A stream names its model and the hash of the exact weights.
+
+Weights ship inside the package (``models/weights/NAME-qQ.safetensors``, safetensors
+only, never pickle).  A model without shipped weights loads randomly initialised
+(seeded by name and quality, so encoder and decoder agree) and says so:
+``model.trained`` is False.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+from importlib import resources
+
+import torch
+
+from codec.models.image import FactorizedPrior, ImageModel, MeanScaleHyperprior, ScaleHyperprior
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    arch: type
+    kwargs: dict = field(default_factory=dict)
+    qualities: tuple = tuple(range(1, 9))
+    default_quality: int = 4
+    description: str = ""
+
+
+MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        ModelSpec("factorized", FactorizedPrior, dict(N=128, M=192),
+                  description="factorized prior (Balle 2018), N=128 M=192"),
+        ModelSpec("hyperprior", ScaleHyperprior, dict(N=128, M=192),
+                  description="scale hyperprior (Balle 2018), N=128 M=192, integer hyper-synthesis"),
+        ModelSpec("mean-scale", MeanScaleHyperprior, dict(N=128, M=192),
+                  description="mean-scale hyperprior (Minnen 2018, no context), N=128 M=192, "
+                              "integer hyper-synthesis"),
+    ]
+}
+DEFAULT_MODEL = "mean-scale"
+
+
+class UnknownModelError(KeyError):
+    def __str__(self):
+        return self.args[0]
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownModelError(f"unknown model '{name}' (known: {', '.join(sorted(MODELS))})") from None
+
+
+def weights_path(name: str, quality: int):
+    return resources.files("codec.models").joinpath("weights", f"{name}-q{quality}.safetensors")
+
+
+def has_weights(name: str, quality: int) -> bool:
+    return weights_path(name, quality).is_file()
+
+
+def weights_id(state: dict) -> bytes:
+    """8-byte content hash of a state dict (names, dtypes, shapes and values)."""
+    h = hashlib.sha256(b"codec.models.weights/v1")
+    for k in sorted(state):
+        t = state[k].detach().to("cpu").contiguous()
+        h.update(k.encode() + b"\0" + str(t.dtype).encode() + b"\0" + str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.digest()[:8]
+
+
+def _split(state: dict):
+    params = {k: v for k, v in state.items() if not k.startswith("frozen.")}
+    frozen = {k: v for k, v in state.items() if k.startswith("frozen.")}
+    return params, frozen
+
+
+def full_state(model: ImageModel) -> dict:
+    """Everything a coder needs: float weights + frozen coding state (tables, integer nets)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state.update(model.frozen_state())
+    return state
+
+
+def save_weights(model: ImageModel, path, metadata: dict | None = None, half: bool = False) -> bytes:
+    """Write a frozen model as safetensors (atomic); returns its weights id."""
+    import os
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    state = full_state(model)
+    if half:
+        state = {k: (v.half() if v.is_floating_point() and not k.startswith("frozen.") else v)
+                 for k, v in state.items()}
+    meta = {"format": "codec.weights/v1"}
+    meta.update({k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()})
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return weights_id(state)
+
+
+def load_model(name: str, quality: int | None = None, device="cpu", path=None) -> ImageModel:
+    """A frozen, eval-mode model.  Attributes: ``name``, ``quality``, ``weights_id``,
+    ``trained`` and ``metadata``."""
+    spec = get_spec(name)
+    q = spec.default_quality if quality is None else int(quality)
+    if q not in spec.qualities:
+        raise ValueError(f"model '{name}' has qualities {spec.qualities[0]}..{spec.qualities[-1]}, not {q}")
+    src = path if path is not None else (weights_path(name, q) if has_weights(name, q) else None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(zlib.crc32(f"{name}-q{q}".encode()))
+        model = spec.arch(**spec.kwargs)
+    meta = {}
+    if src is not None:
+        from safetensors import safe_open
+
+        with safe_open(str(src), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        params, frozen = _split(state)
+        ref = model.state_dict()
+        params = {k: v.to(ref[k].dtype) if k in ref else v for k, v in params.items()}
+        missing, unexpected = model.load_state_dict(params, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"weights do not fit model '{name}': missing {missing[:3]}, unexpected {unexpected[:3]}")
+        model.load_frozen(frozen)
+        trained = meta.get("trained", "true") == "true"
+    else:
+        model.freeze()
+        trained = False
+    model.eval()
+    model.name, model.quality, model.trained, model.metadata = name, q, trained, meta
+    model.weights_id = weights_id(full_state(model))
+    return model.to(device)
+
+
+def list_models() -> list[str]:
+    return sorted(MODELS)
