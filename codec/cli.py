@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("codec: interrupted", file=sys.stderr)
         return 130
-    except (CodecError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as exc:
+    except (CodecError, OSError, ValueError) as exc:
         msg = str(exc) or exc.__class__.__name__
         if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in msg:
             msg = f"{msg}: {exc.filename}"
