@@ -1,0 +1,372 @@
+"""The evaluator: codecs, JSON format, resuming after a crash or an interrupt, the CLI, the report."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from codec.cli import main
+from codec.errors import CodecError
+from codec.tools import metrics
+from codec.tools.evaluate import JOURNAL_DIR, evaluate
+from codec.tools.image_codecs import IMAGE, JPEG
+from codec.tools.registry import make_codec, parse_codec_spec
+
+from test_metrics import smooth_image
+
+CLASSICAL = ["jpeg", "webp", "avif", "jpeg2000", "hevc-intra", "av1-intra"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    # MS-SSIM needs both sides > 160 pixels
+    Image.fromarray(smooth_image(176, 168, seed=10)).save(d / "a.png")
+    Image.fromarray(smooth_image(168, 184, seed=11)).save(d / "b.png")
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+# --------------------------------------------------------------------------- codecs
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_codec_round_trip_and_rate_order(name):
+    codec, quals = make_codec(name)
+    img = smooth_image(48, 41, seed=3)  # odd width: exercises padding for 4:2:0
+    lo, hi = quals[0], quals[-1]  # default grids run from low to high rate or the reverse
+    d_lo, d_hi = codec.encode(img, lo), codec.encode(img, hi)
+    r_lo, r_hi = codec.decode(d_lo, img), codec.decode(d_hi, img)
+    assert isinstance(d_lo, bytes) and r_lo.shape == img.shape and r_lo.dtype == np.uint8
+    small, big = sorted([(len(d_lo), r_lo), (len(d_hi), r_hi)], key=lambda t: t[0])
+    assert small[0] < big[0]
+    assert metrics.psnr_rgb(img, big[1]) > metrics.psnr_rgb(img, small[1])
+    assert metrics.psnr_rgb(img, big[1]) > 30
+    info = codec.info()
+    assert info["chroma"].startswith(("4:2:0", "4:4:4")) and info["bits_counted"]
+
+
+def test_hevc_rejects_tiny_images_clearly():
+    codec, _ = make_codec("hevc-intra")
+    with pytest.raises(CodecError, match="at least 16x16"):
+        codec.encode(np.zeros((8, 8, 3), np.uint8), 30)
+
+
+def test_codec_spec_parsing_errors():
+    assert parse_codec_spec("jpeg:10,20").qualities == [10, 20]
+    assert parse_codec_spec("JPEG2000:12.5,24").qualities == [12.5, 24.0]
+    with pytest.raises(CodecError, match="unknown codec 'png'.*available: av1-intra"):
+        parse_codec_spec("png")
+    with pytest.raises(ValueError, match="not a number"):
+        parse_codec_spec("jpeg:10,x")
+    with pytest.raises(ValueError, match="outside 1..100"):
+        parse_codec_spec("jpeg:0,10")
+    with pytest.raises(ValueError, match="appears twice"):
+        parse_codec_spec("webp:5,5")
+    with pytest.raises(ValueError, match="empty entry"):
+        parse_codec_spec("webp:5,")
+    with pytest.raises(CodecError, match="needs an argument"):
+        parse_codec_spec("ours")
+
+
+def test_ours_fails_clearly_without_api_or_model():
+    import codec as api
+
+    if all(callable(getattr(api, f, None)) for f in ("encode", "decode", "list_models")):
+        with pytest.raises(CodecError, match="unknown model 'no-such-model'"):
+            make_codec("ours:no-such-model")
+    else:
+        with pytest.raises(CodecError, match="codec API is not available"):
+            make_codec("ours:any-model")
+
+
+def test_ours_adapter_follows_the_api_contract(dataset, tmp_path, monkeypatch):
+    """The adapter against a stand-in of the public API (JPEG inside), in-process."""
+    import io
+
+    import codec as api
+
+    seen = []
+
+    def encode(image, *, model=None, quality=None, device=None):
+        seen.append((model, quality))
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(image)).save(buf, format="JPEG", quality=10 * quality)
+        return buf.getvalue()
+
+    def decode(data, *, device=None, output="numpy"):
+        assert output == "numpy"
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    monkeypatch.setattr(api, "encode", encode, raising=False)
+    monkeypatch.setattr(api, "decode", decode, raising=False)
+    monkeypatch.setattr(api, "list_models", lambda: ["stand-in"], raising=False)
+    with pytest.raises(CodecError, match="unknown model 'other'; available: stand-in"):
+        make_codec("ours:other")
+    written = evaluate(dataset, ["ours:stand-in:3,8"], tmp_path / "o", jobs=1, progress=False,
+                       log=lambda m: None)
+    obj = json.loads(written["ours-stand-in"].read_text())
+    assert obj["name"] == "ours (stand-in)" and obj["results"]["quality"] == [3, 8]
+    assert sorted(set(seen)) == [("stand-in", 3), ("stand-in", 8)]
+    img = IMAGE.load(dataset / "a.png")
+    assert obj["per_image"]["a.png"]["bytes"][0] == len(encode(img, quality=3))
+
+
+# --------------------------------------------------------------------------- JSON format
+def test_results_json_format(dataset, tmp_path):
+    out = tmp_path / "res"
+    written = evaluate(dataset, ["jpeg:20,80", "webp:60"], out, jobs=1, progress=False, log=lambda m: None)
+    assert set(written) == {"jpeg", "webp"}
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    obj = json.loads((out / "jpeg.json").read_text())
+    assert obj["name"] == "JPEG" and isinstance(obj["description"], str)
+    res = obj["results"]
+    for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time", "quality"):
+        assert len(res[k]) == 2, k
+    assert res["bpp"] == sorted(res["bpp"]) and res["quality"] == [20, 80]
+    assert obj["meta"]["num_items"] == 2 and obj["meta"]["chroma"].startswith("4:2:0")
+
+    # rates come from the bytes of the encoded file, metrics from the decoded 8-bit output
+    codec = JPEG()
+    per = obj["per_image"]
+    for name in ("a.png", "b.png"):
+        img = IMAGE.load(dataset / name)
+        for i, q in enumerate(res["quality"]):
+            data = codec.encode(img, q)
+            assert per[name]["bytes"][i] == len(data)
+            assert per[name]["bpp"][i] == pytest.approx(8 * len(data) / (img.shape[0] * img.shape[1]))
+            rec = codec.decode(data, img)
+            assert per[name]["psnr-rgb"][i] == pytest.approx(metrics.psnr_rgb(img, rec))
+            assert per[name]["ms-ssim-rgb"][i] == pytest.approx(metrics.ms_ssim_rgb(img, rec), abs=1e-6)
+    for i in range(2):  # averages over images (PSNR averaged in dB, CompressAI convention)
+        for k in ("bpp", "psnr-rgb", "ms-ssim-rgb"):
+            assert res[k][i] == pytest.approx(np.mean([per[n][k][i] for n in per]))
+
+    # readable by the BD-rate loader and by the bjontegaard package
+    from codec.tools.bdrate import load_curve
+
+    c = load_curve(out / "webp.json")
+    assert c.rate.shape == (1,) and set(c.metrics) == {"psnr", "ms-ssim"}
+
+
+def test_tiny_images_have_null_ms_ssim(tmp_path):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    Image.fromarray(smooth_image(24, 20)).save(d / "t.png")
+    evaluate(d, ["jpeg:50,90"], tmp_path / "o", jobs=1, progress=False, log=lambda m: None)
+    res = json.loads((tmp_path / "o" / "jpeg.json").read_text())["results"]
+    assert res["ms-ssim-rgb"] == [None, None] and all(v > 20 for v in res["psnr-rgb"])
+
+
+# --------------------------------------------------------------------------- resuming
+class FlakyJPEG(JPEG):
+    """JPEG that crashes on one image while a marker file exists, and logs each encode."""
+
+    key = "flaky"
+    display_name = "flaky JPEG"
+
+    def __init__(self, marker: Path, calls: Path):
+        super().__init__()
+        self.marker, self.calls = str(marker), str(calls)
+
+    def encode(self, item, quality):
+        with open(self.calls, "a") as f:
+            f.write(f"{quality}\n")
+        if os.path.exists(self.marker) and item.shape[:2] == (168, 184):
+            raise RuntimeError("simulated crash")
+        return super().encode(item, quality)
+
+
+def _strip_times(obj):
+    obj = json.loads(json.dumps(obj))
+    obj["meta"].pop("timing")  # names the number of worker processes
+    for k in ("encoding_time", "decoding_time"):
+        obj["results"].pop(k)
+        for v in obj["per_image"].values():
+            v.pop(k)
+    return obj
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_crashed_run_resumes_only_missing_points(dataset, tmp_path, jobs):
+    marker, calls = tmp_path / "crash", tmp_path / "calls"
+    marker.touch()
+    codec = FlakyJPEG(marker, calls)
+    out = tmp_path / "res"
+    with pytest.raises(CodecError, match="2 point\\(s\\) failed"):
+        evaluate(dataset, [(codec, [30, 70])], out, jobs=jobs, progress=False, log=lambda m: None)
+    assert not (out / "flaky.json").exists()  # no partial results file
+    journal = out / JOURNAL_DIR / "flaky.jsonl"
+    assert len(journal.read_text().splitlines()) == 2
+    assert len(calls.read_text().split()) == 4
+
+    marker.unlink()
+    calls.write_text("")
+    logs = []
+    evaluate(dataset, [(codec, [30, 70])], out, jobs=jobs, progress=False, log=logs.append)
+    assert len(calls.read_text().split()) == 2  # only the two failed points ran again
+    assert "2 already done, 2 to run" in logs[0]
+    resumed = json.loads((out / "flaky.json").read_text())
+
+    calls.write_text("")
+    clean = tmp_path / "clean"
+    evaluate(dataset, [(codec, [30, 70])], clean, jobs=1, progress=False, log=lambda m: None)
+    assert _strip_times(resumed) == _strip_times(json.loads((clean / "flaky.json").read_text()))
+
+    # a third run does nothing but rewrite the same results
+    calls.write_text("")
+    evaluate(dataset, [(codec, [30, 70])], out, jobs=jobs, progress=False, log=lambda m: None)
+    assert calls.read_text() == ""
+
+
+def test_torn_journal_line_and_changed_settings(dataset, tmp_path):
+    out = tmp_path / "res"
+    evaluate(dataset, ["jpeg:40"], out, jobs=1, progress=False, log=lambda m: None)
+    journal = out / JOURNAL_DIR / "jpeg.jsonl"
+    lines = journal.read_text().splitlines()
+    # a kill in the middle of writing the second line
+    journal.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+    logs = []
+    evaluate(dataset, ["jpeg:40"], out, jobs=1, progress=False, log=logs.append)
+    assert "1 already done, 1 to run" in logs[0]
+    assert all(json.loads(l) for l in journal.read_text().splitlines())
+
+    class OtherJPEG(JPEG):
+        key = "jpeg"
+
+        def save_options(self, quality):
+            return {**super().save_options(quality), "subsampling": "4:4:4"}
+
+        def info(self):
+            return {**super().info(), "chroma": "4:4:4"}
+
+    logs = []
+    evaluate(dataset, [(OtherJPEG(), [40])], out, jobs=1, progress=False, log=logs.append)
+    assert any("other settings are ignored" in m for m in logs)
+    assert "0 already done, 2 to run" in logs[-1]
+
+
+def _journal_lines(path: Path) -> int:
+    try:
+        return len(path.read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+QUALS = list(range(5, 100, 5))  # 19 qualities x 2 images = 38 points
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_interrupted_cli_run_resumes(dataset, tmp_path, sig):
+    out = tmp_path / "res"
+    cmd = [sys.executable, "-m", "codec.cli", "eval", str(dataset), "--codec", "avif:" + ",".join(map(str, QUALS)),
+           "-o", str(out), "-j", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    journal = out / JOURNAL_DIR / "avif.jsonl"
+    deadline = time.time() + 60
+    while _journal_lines(journal) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)  # a crash of everything at once
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    if sig == signal.SIGINT:
+        assert b"interrupted" in err and b"Traceback" not in err
+    assert not (out / "avif.json").exists()
+    done = _journal_lines(journal)
+    assert 3 <= done < 38
+
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"{done} already done, {38 - done} to run" in r.stderr
+    res = json.loads((out / "avif.json").read_text())
+    assert sorted(res["results"]["quality"]) == QUALS
+    assert _journal_lines(journal) == 38
+
+
+# --------------------------------------------------------------------------- CLI
+def _run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["eval", "/no/such/folder", "--codec", "jpeg", "-o", "OUT"], "data set not found"),
+    (["eval", "DATA", "--codec", "bpg", "-o", "OUT"], "unknown codec 'bpg'"),
+    (["eval", "DATA", "--codec", "jpeg:abc", "-o", "OUT"], "bad quality list"),
+    (["eval", "DATA", "--codec", "jpeg:101", "-o", "OUT"], "outside 1..100"),
+    (["eval", "DATA", "-o", "OUT"], "no codec given"),
+    (["eval", "DATA", "--codec", "jpeg"], "missing -o"),
+    (["eval", "DATA", "--codec", "jpeg", "--codec", "jpeg:5", "-o", "OUT"], "codec given twice"),
+    (["eval", "DATA", "--codec", "ours:nope", "-o", "OUT"], "ours"),
+    (["eval", "DATA", "--codec", "jpeg", "-o", "OUT", "-j", "0"], "--jobs must be >= 1"),
+    (["eval", "EMPTY", "--codec", "jpeg", "-o", "OUT"], "no images"),
+])
+def test_eval_cli_errors_are_one_line(capsys, tmp_path, dataset, argv, msg):
+    (tmp_path / "empty").mkdir()
+    argv = [str(dataset) if a == "DATA" else str(tmp_path / "empty") if a == "EMPTY"
+            else str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    code, out, err = _run_cli(capsys, *argv)
+    assert code == 2
+    assert err.startswith("codec: error:") and err.count("\n") == 1 and msg in err, err
+
+
+@pytest.mark.parametrize("cmd,options", [
+    ("eval", ["--codec", "--output", "--jobs", "--limit", "--no-progress", "--list-codecs", "hevc-intra"]),
+    ("bdrate", ["--metric", "--method", "--ms-ssim-linear", "--min-overlap"]),
+    ("report", ["--output", "--anchor", "--reference", "--title", "--xmax", "--min-overlap", "--force"]),
+])
+def test_help_explains_every_option(capsys, cmd, options):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for o in options:
+        assert o in out
+
+
+def test_eval_cli_and_report(dataset, tmp_path, capsys):
+    out = tmp_path / "res"
+    code, stdout, err = _run_cli(capsys, "eval", str(dataset), "--codec", "jpeg:10,30,60,90", "--codec",
+                                 "webp:10,40,70,95", "-o", str(out), "-j", "1", "--no-progress")
+    assert code == 0, err
+    assert "jpeg" in stdout and "webp" in stdout
+
+    anchor_dir = tmp_path / "anchors"
+    anchor_dir.mkdir()
+    jp = json.loads((out / "jpeg.json").read_text())["results"]
+    (anchor_dir / "fake-anchor.json").write_text(json.dumps({
+        "name": "Anchor", "description": "test anchor",
+        "results": {"bpp": [b * 0.9 for b in jp["bpp"]], "psnr-rgb": jp["psnr-rgb"],
+                    "ms-ssim-rgb": jp["ms-ssim-rgb"]}}))
+    rep = tmp_path / "report"
+    code, stdout, err = _run_cli(capsys, "report", str(out), "--anchor", str(anchor_dir), "--reference", "jpeg",
+                                 "-o", str(rep))
+    assert code == 0, err
+    for f in ("report.md", "report.html", "rd-psnr.png", "rd-ms-ssim.png"):
+        assert (rep / f).stat().st_size > 0
+    md = (rep / "report.md").read_text()
+    assert "BD-rate against JPEG" in md and "Anchor (published)" in md
+    anchor_row = next(l for l in md.splitlines() if l.startswith("| Anchor (published)"))
+    assert anchor_row.count("-10.0%") == 4  # 0.9 x the rate: -10% for cubic and pchip, PSNR and MS-SSIM
+    html = (rep / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "<table>" in html
+
+    # no silent overwrite
+    code, _, err = _run_cli(capsys, "report", str(out), "-o", str(rep))
+    assert code == 2 and "--force" in err
+    code, _, err = _run_cli(capsys, "report", str(out), "-o", str(rep), "--force", "--reference", "webp")
+    assert code == 0, err
+    assert "BD-rate against WebP" in (rep / "report.md").read_text()
+    code, _, err = _run_cli(capsys, "report", str(out), "-o", str(tmp_path / "r2"), "--reference", "vtm")
+    assert code == 2 and "reference 'vtm' not among" in err

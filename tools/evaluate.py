@@ -1,0 +1,469 @@
+"""``codec eval``: rate-distortion evaluation of codecs over a data set.
+
+Each (codec, quality, item) is one *point*: the worker loads the item, encodes it,
+decodes the bytes, and scores the result.  The rate comes from ``len()`` of the encoded
+bytes.  Points run in a process pool (one process per core by default); the main process
+appends every finished point as one JSON line to ``OUT/.journal/<codec>.jsonl`` and,
+once all points of a codec are in, writes ``OUT/<codec>.json`` (atomically: temp file +
+``os.replace``) in the format of CompressAI's result files::
+
+    {"name": ..., "description": ...,
+     "results": {"quality": [...], "bpp": [...], "psnr-rgb": [...], "ms-ssim-rgb": [...],
+                 "encoding_time": [...], "decoding_time": [...]},
+     "per_image": {"kodim01.png": {"bytes": [...], "bpp": [...], ...}, ...},
+     "meta": {...}}
+
+``results`` holds one value per quality, the mean over items of the per-item values
+(PSNR averaged in dB, as CompressAI does), sorted by increasing rate.  ``per_image``
+holds the per-item values in the same order.  Extra keys are ignored by readers of
+CompressAI's files.
+
+Resuming: running the same command again skips every point already in the journal
+whose codec settings (:meth:`Codec.fingerprint`) and item content (SHA-1) match, so an
+interrupted or crashed run continues where it stopped, and changing a codec's settings
+recomputes its points.  A torn last journal line (a kill during a write) is dropped.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Sequence
+
+from codec.errors import CodecError
+from codec.tools.registry import Codec, CodecSpec, describe_codecs, get_media, make_codec, parse_codec_spec
+
+__all__ = ["evaluate", "register", "write_json_atomic", "write_bytes_atomic", "load_results", "JOURNAL_DIR"]
+
+JOURNAL_DIR = ".journal"
+FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------------- helpers
+def _umask() -> int:
+    um = os.umask(0)
+    os.umask(um)
+    return um
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``:
+    readers see the old file or the complete new one, never a partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON atomically (see :func:`write_bytes_atomic`)."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+
+
+def load_results(path: Path) -> dict:
+    """Read a CompressAI-format results JSON, with a clear error when it is not one."""
+    path = Path(path)
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise CodecError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("results"), dict):
+        raise CodecError(f"{path}: not a results file (expected {{name, results: {{bpp: [...], ...}}}})")
+    return obj
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _qkey(q) -> str:
+    """Quality as a journal/dict key (10 and 10.0 are the same setting)."""
+    return repr(float(q))
+
+
+# --------------------------------------------------------------------------- worker
+def _init_worker() -> None:
+    # one process per core: keep every library single-threaded inside a worker
+    os.environ.setdefault("SVT_LOG", "1")
+    # Ctrl-C is handled by the main process, which stops the pool; workers must not
+    # print a traceback each
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # pragma: no cover
+        pass
+
+
+def run_point(codec: Codec, quality, path: str, sha1: str) -> dict:
+    """Encode, decode and score one item at one quality.  Runs in a worker process."""
+    media = get_media(codec.media)
+    item = media.load(Path(path))
+    t0 = time.perf_counter()
+    data = codec.encode(item, quality)
+    t1 = time.perf_counter()
+    rec = codec.decode(data, item)
+    t2 = time.perf_counter()
+    if not isinstance(data, (bytes, bytearray)):
+        raise CodecError(f"{codec.key}: encode returned {type(data).__name__}, not bytes")
+    scores = media.score(item, rec)
+    out = {
+        "item": Path(path).name,
+        "sha1": sha1,
+        "quality": quality,
+        "bytes": len(data),
+        media.rate_key: media.rate(len(data), item),
+        **scores,
+        "encoding_time": t1 - t0,
+        "decoding_time": t2 - t1,
+    }
+    return out
+
+
+# --------------------------------------------------------------------------- journal
+class Journal:
+    """Append-only JSON-lines record of finished points for one codec."""
+
+    def __init__(self, path: Path, fingerprint: str):
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.records: dict[tuple[str, str, str], dict] = {}
+        self.stale = 0
+        self._read()
+
+    def _read(self) -> None:
+        if not self.path.exists():
+            return
+        raw = self.path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            # torn last line from a kill during a write: drop it before appending
+            cut = raw.rfind(b"\n") + 1
+            with open(self.path, "r+b") as f:
+                f.truncate(cut)
+            raw = raw[:cut]
+        for line in raw.decode("utf-8", "replace").splitlines():
+            try:
+                r = json.loads(line)
+                key = (r["item"], r["sha1"], _qkey(r["quality"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if r.get("fingerprint") != self.fingerprint:
+                self.stale += 1
+                continue
+            self.records[key] = r
+
+    def has(self, item: str, sha1: str, quality) -> bool:
+        return (item, sha1, _qkey(quality)) in self.records
+
+    def add(self, rec: dict) -> None:
+        rec = {"fingerprint": self.fingerprint, **rec}
+        line = json.dumps(rec, allow_nan=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        self.records[(rec["item"], rec["sha1"], _qkey(rec["quality"]))] = rec
+
+
+# --------------------------------------------------------------------------- aggregation
+def _mean(values: list) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    return float(sum(values) / len(values))
+
+
+def aggregate(codec: Codec, qualities: list, items: list[tuple[str, str]], journal: Journal,
+              dataset_name: str) -> dict:
+    media = get_media(codec.media)
+    keys = [media.rate_key, *media.metric_keys, "encoding_time", "decoding_time"]
+    per_q = []
+    for q in qualities:
+        recs = [journal.records[(name, sha, _qkey(q))] for name, sha in items]
+        per_q.append((q, recs))
+    per_q.sort(key=lambda t: (_mean([r[media.rate_key] for r in t[1]]), float(t[0])))
+    results: dict[str, list] = {"quality": [q for q, _ in per_q]}
+    for k in keys:
+        results[k] = [_mean([r.get(k) for r in recs]) for _, recs in per_q]
+    per_image = {}
+    for i, (name, _) in enumerate(items):
+        per_image[name] = {k: [recs[i].get(k) for _, recs in per_q] for k in ["bytes", *keys]}
+    info = codec.info()
+    workers = sorted({str(r.get("workers", "?")) for _, recs in per_q for r in recs})
+    import numpy
+    import torch
+
+    return {
+        "name": codec.display_name,
+        "description": codec.description(),
+        "results": results,
+        "per_image": per_image,
+        "meta": {
+            "format": f"codec-eval/{FORMAT_VERSION} (CompressAI results format plus per_image and meta)",
+            "codec": codec.key,
+            "media": codec.media,
+            "dataset": dataset_name,
+            "num_items": len(items),
+            "items": [{"name": n, "sha1": s} for n, s in items],
+            "rate": f"{media.rate_key} from the length of the encoded bytes",
+            "bits_counted": info.get("bits_counted"),
+            "chroma": info.get("chroma"),
+            "settings": info,
+            "metrics": "PSNR-RGB: 8-bit RGB, peak 255, per-image dB averaged; MS-SSIM: pytorch_msssim "
+            "on 8-bit RGB, data_range 255, float32",
+            "timing": f"wall-clock seconds per item inside one worker process (in-memory encode incl. "
+            f"colour conversion / decode to 8-bit RGB), {'/'.join(workers)} worker process(es) "
+            f"in parallel, "
+            f"{_cpu_name()}, {os.cpu_count()} logical CPUs",
+            "fingerprint": codec.fingerprint(),
+            "versions": {"python": platform.python_version(), "numpy": numpy.__version__,
+                         "torch": torch.__version__},
+        },
+    }
+
+
+# --------------------------------------------------------------------------- runner
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="pt", dynamic_ncols=True,
+                file=sys.stderr, smoothing=0.05)
+
+
+def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], out_dir, *,
+             jobs: int | None = None, limit: int | None = None, progress: bool = True,
+             log=print) -> dict[str, Path]:
+    """Run the evaluation; returns ``{codec key: results JSON path}`` for complete codecs.
+
+    ``codecs`` are ``--codec`` strings, parsed specs or ``(Codec instance, qualities)``
+    pairs (for plug-ins and tests).  Raises :class:`CodecError` on user mistakes and
+    after the run if some points failed (their errors are logged; finished points are
+    kept, so a second run redoes only the failed ones).
+    """
+    if not codecs:
+        raise CodecError("no codec given (use --codec NAME, e.g. --codec jpeg)")
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
+
+    pairs: list[tuple[Codec, list]] = []
+    for c in codecs:
+        pairs.append(c if isinstance(c, tuple) else make_codec(c))
+    keys = [c.key for c, _ in pairs]
+    dup = {k for k in keys if keys.count(k) > 1}
+    if dup:
+        raise CodecError(f"codec given twice: {', '.join(sorted(dup))} (merge the quality lists)")
+    media_names = {c.media for c, _ in pairs}
+    if len(media_names) > 1:
+        raise CodecError(f"codecs for different media in one run: {', '.join(sorted(media_names))}")
+    media = get_media(media_names.pop())
+
+    paths = media.list_items(Path(dataset))
+    if limit:
+        paths = paths[:limit]
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise CodecError(f"{dataset}: item file names are not unique")
+    items = [(p.name, _sha1(p)) for p in paths]
+    dataset_name = Path(dataset).resolve().name
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CodecError(f"output {out} exists and is not a folder")
+    (out / JOURNAL_DIR).mkdir(parents=True, exist_ok=True)
+
+    journals = {}
+    tasks = []
+    for codec, quals in pairs:
+        codec.prepare(quals)
+        j = Journal(out / JOURNAL_DIR / f"{codec.key}.jsonl", codec.fingerprint())
+        if j.stale:
+            log(f"{codec.key}: {j.stale} journal point(s) computed with other settings are ignored")
+        journals[codec.key] = j
+        for q in quals:
+            for p, (name, sha) in zip(paths, items):
+                if not j.has(name, sha, q):
+                    tasks.append((codec, q, str(p), sha))
+    total = sum(len(q) for _, q in pairs) * len(items)
+    log(f"{len(items)} item(s), {len(pairs)} codec(s), {total} point(s): "
+        f"{total - len(tasks)} already done, {len(tasks)} to run on {min(jobs, max(len(tasks), 1))} process(es)")
+
+    workers = 1 if jobs == 1 or len(tasks) <= 1 else min(jobs, len(tasks))
+    remaining = {c.key: sum(1 for t in tasks if t[0].key == c.key) for c, _ in pairs}
+    written: dict[str, Path] = {}
+    errors: list[str] = []
+
+    def finish(codec: Codec, quals: list) -> None:
+        res = aggregate(codec, quals, items, journals[codec.key], dataset_name)
+        path = out / f"{codec.key}.json"
+        write_json_atomic(path, res)
+        written[codec.key] = path
+
+    def done(task, rec=None, exc=None) -> None:
+        codec, q, p, _ = task
+        if exc is not None:
+            errors.append(f"{codec.key} quality {q} {Path(p).name}: {exc.__class__.__name__}: {exc}")
+            return
+        journals[codec.key].add({**rec, "workers": workers})
+        remaining[codec.key] -= 1
+        if remaining[codec.key] == 0:
+            finish(codec, quals_by_key[codec.key])
+
+    quals_by_key = {c.key: q for c, q in pairs}
+    # codecs already complete: (re)write their JSON (cheap; keeps it in sync with the journal)
+    for codec, quals in pairs:
+        if remaining[codec.key] == 0:
+            finish(codec, quals)
+
+    bar = _progress(len(tasks), progress and bool(tasks), "eval")
+    try:
+        if jobs == 1 or len(tasks) <= 1:
+            for t in tasks:
+                bar.set_postfix_str(f"{t[0].key} q={t[1]}", refresh=False)
+                try:
+                    rec = run_point(*t)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - reported per point
+                    done(t, exc=exc)
+                else:
+                    done(t, rec)
+                bar.update(1)
+        else:
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+                futures = {}
+                it = iter(tasks)
+                try:
+                    # keep a bounded number in flight so an interrupt leaves little queued work
+                    for t in it:
+                        futures[pool.submit(run_point, *t)] = t
+                        if len(futures) >= 4 * jobs:
+                            break
+                    while futures:
+                        fin, _ = wait(futures, return_when=FIRST_COMPLETED)
+                        for f in fin:
+                            t = futures.pop(f)
+                            exc = f.exception()
+                            done(t, f.result() if exc is None else None, exc)
+                            bar.set_postfix_str(f"{t[0].key} q={t[1]}", refresh=False)
+                            bar.update(1)
+                            nxt = next(it, None)
+                            if nxt is not None:
+                                futures[pool.submit(run_point, *nxt)] = nxt
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    finally:
+        bar.close()
+
+    if errors:
+        for e in errors[:10]:
+            log(f"failed: {e}")
+        if len(errors) > 10:
+            log(f"... and {len(errors) - 10} more")
+        raise CodecError(f"{len(errors)} point(s) failed; finished points are saved, run the same "
+                         f"command again to retry the failed ones")
+    return written
+
+
+# --------------------------------------------------------------------------- CLI
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="rate-distortion evaluation of codecs over a data set (writes CompressAI-format JSONs)",
+        description="Encode every item of DATASET with every codec at every quality, decode it, and "
+        "measure the rate from the bytes of the encoded data (bpp = 8 * bytes / pixels), PSNR-RGB on 8-bit "
+        "output, MS-SSIM, and encode/decode times.  Writes one JSON per codec into OUT (CompressAI's result "
+        "format, plus per-image values and metadata).  Runs the points in a process pool and journals every "
+        "finished point, so running the same command again resumes an interrupted run.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="codecs (--codec NAME[:QUALITIES], QUALITIES comma-separated):\n"
+        + _indent(describe_codecs())
+        + "\n\nexample:\n  codec eval data/kodak --codec jpeg --codec webp:10,50,90 --codec avif -o results/",
+    )
+    p.add_argument("dataset", nargs="?", metavar="DATASET",
+                   help="folder of images (png, jpg, ppm, bmp, tif, webp; sorted by name) or one image file")
+    p.add_argument("--codec", action="append", default=[], metavar="SPEC", dest="codecs",
+                   help="codec to evaluate, repeatable: NAME[:QUALITIES] (e.g. jpeg, webp:10,50,90) or "
+                   "ours:MODEL[:QUALITIES]; without QUALITIES the codec's default grid (about 0.05-2 bpp on "
+                   "Kodak) is used; see the list below")
+    p.add_argument("-o", "--output", metavar="OUT", default=None,
+                   help="results folder (created; an existing one is resumed, finished points are skipped)")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help=f"worker processes (default: number of CPUs, here {os.cpu_count()}); 1 runs in-process")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="use only the first N items of DATASET (quick checks)")
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    p.add_argument("--list-codecs", action="store_true", help="list the codecs, their quality meaning and "
+                   "default grids, and exit")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _cmd_eval(args) -> int:
+    if args.list_codecs:
+        print(describe_codecs())
+        return 0
+    if not args.dataset:
+        raise CodecError("missing DATASET (a folder of images); see codec eval --help")
+    if not args.codecs:
+        raise CodecError("no codec given (use --codec NAME, e.g. --codec jpeg); see codec eval --list-codecs")
+    if not args.output:
+        raise CodecError("missing -o/--output folder for the results")
+    specs = [parse_codec_spec(s) for s in args.codecs]
+    written = evaluate(args.dataset, specs, args.output, jobs=args.jobs, limit=args.limit,
+                       progress=not args.no_progress,
+                       log=lambda m: print(m, file=sys.stderr))
+    for key, path in written.items():
+        res = load_results(path)["results"]
+        bpp = res.get("bpp") or []
+        ps = res.get("psnr-rgb") or []
+        if bpp:
+            print(f"{key:14s} {len(bpp):2d} points  {min(bpp):.3f}-{max(bpp):.3f} bpp  "
+                  f"{min(ps):.2f}-{max(ps):.2f} dB  -> {path}")
+    return 0

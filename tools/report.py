@@ -1,0 +1,370 @@
+"""``codec report``: rate-distortion plots, BD-rate tables and timings from result files.
+
+Reads CompressAI-format results JSONs (from ``codec eval``) and, optionally, published
+anchor curves (same format, drawn dashed), and writes into OUT:
+
+- ``rd-psnr.png`` and ``rd-ms-ssim.png``: quality against bpp for every curve;
+- ``report.md``: the plots, one BD-rate table per reference (cubic and PCHIP, PSNR and
+  MS-SSIM), mean encode/decode times, each codec's chroma format and settings;
+- ``report.html``: the same, self-contained (plots embedded).
+
+Existing report files in OUT are not overwritten without ``--force``.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import html
+import io
+import math
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codec.errors import CodecError
+from codec.tools.bdrate import METHODS, Curve, compare, curve_from_results, fmt_db, fmt_pct
+from codec.tools.evaluate import JOURNAL_DIR, load_results, write_bytes_atomic
+
+__all__ = ["Entry", "collect", "make_report", "register", "OUTPUT_FILES"]
+
+OUTPUT_FILES = ("report.md", "report.html", "rd-psnr.png", "rd-ms-ssim.png")
+
+
+@dataclass
+class Entry:
+    curve: Curve
+    label: str
+    key: str  # codec key / file stem, for --reference
+    published: bool
+
+
+def _json_files(path: Path) -> list[Path]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"not found: {path}")
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.glob("*.json") if not p.name.startswith("."))
+    if not files:
+        raise CodecError(f"no results JSON files in {path}")
+    return files
+
+
+def collect(results: list, anchors: list) -> list[Entry]:
+    entries: list[Entry] = []
+    for group, published in ((results, False), (anchors, True)):
+        for src in group:
+            for f in _json_files(Path(src)):
+                obj = load_results(f)
+                c = curve_from_results(obj, str(f))
+                key = str((obj.get("meta") or {}).get("codec") or f.stem)
+                label = c.name + (" (published)" if published else "")
+                entries.append(Entry(c, label, key, published))
+    # disambiguate equal labels with the file stem
+    labels = [e.label for e in entries]
+    for e in entries:
+        if labels.count(e.label) > 1:
+            e.label = f"{e.label} [{Path(e.curve.path).stem}]"
+    return entries
+
+
+def find_reference(entries: list[Entry], name: str) -> Entry:
+    n = name.lower()
+    for test in (lambda e: e.key.lower() == n, lambda e: Path(e.curve.path).stem.lower() == n,
+                 lambda e: e.curve.name.lower() == n, lambda e: e.label.lower() == n):
+        hits = [e for e in entries if test(e)]
+        if hits:
+            return hits[0]
+    raise CodecError(f"reference {name!r} not among the curves: "
+                     + ", ".join(sorted({e.key for e in entries})))
+
+
+# --------------------------------------------------------------------------- plots
+_METRIC_AXES = {
+    "psnr": ("PSNR-RGB [dB]", "rd-psnr.png"),
+    "ms-ssim": ("MS-SSIM [dB]  (-10 log10(1 - MS-SSIM))", "rd-ms-ssim.png"),
+}
+
+
+MEASURED_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf", "#bcbd22"]
+ANCHOR_COLOURS = ["#000000", "#7f7f7f", "#e377c2", "#393b79", "#8c6d31", "#637939", "#ad494a", "#7b4173",
+                  "#3182bd", "#e6550d"]
+ANCHOR_MARKERS = ["s", "^", "v", "D", "x", "+", "*", "P", "<", ">"]
+
+
+def _plot(entries: list[Entry], metric: str, title: str, xmax: float) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 6.6), dpi=110)
+    measured = [e for e in entries if not e.published and metric in e.curve.metrics]
+    published = [e for e in entries if e.published and metric in e.curve.metrics]
+    ymin, ymax = math.inf, -math.inf
+    styles = [(e, MEASURED_COLOURS[i % len(MEASURED_COLOURS)], "o", "-", 1.9)
+              for i, e in enumerate(measured)]
+    styles += [(e, ANCHOR_COLOURS[i % len(ANCHOR_COLOURS)], ANCHOR_MARKERS[i % len(ANCHOR_MARKERS)], "--", 1.3)
+               for i, e in enumerate(published)]
+    for e, colour, marker, ls, lw in styles:
+        r, q = e.curve.rate, e.curve.metrics[metric]
+        ok = np.isfinite(r) & np.isfinite(q)
+        r, q = r[ok], q[ok]
+        o = np.argsort(r)
+        r, q = r[o], q[o]
+        ax.plot(r, q, linestyle=ls, color=colour, lw=lw, marker=marker, ms=4 if ls == "-" else 5,
+                mfc=colour if ls == "-" else "none", label=e.label)
+        inside = q[r <= xmax]
+        if r.size and r[0] < xmax < r[-1]:  # where the line leaves the plot
+            inside = np.append(inside, np.interp(xmax, r, q))
+        if inside.size:
+            ymin, ymax = min(ymin, inside.min()), max(ymax, inside.max())
+    ax.set_xlim(0, xmax)
+    if math.isfinite(ymin):
+        pad = 0.03 * (ymax - ymin)
+        ax.set_ylim(ymin - pad, ymax + pad)
+    ax.set_xlabel("bits per pixel (from the bytes of the encoded files)")
+    ax.set_ylabel(_METRIC_AXES[metric][0])
+    ax.set_title(title)
+    ax.grid(True, alpha=0.35)
+    ax.legend(fontsize=8, loc="lower right", ncol=1 if len(styles) <= 9 else 2)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- tables
+def _mean_time(e: Entry, key: str) -> str:
+    v = (e.curve.obj.get("results") or {}).get(key)
+    if not v:
+        return "-"
+    vals = [x for x in v if x is not None]
+    if not vals:
+        return "-"
+    m = float(np.mean(vals))
+    return f"{m * 1000:.0f} ms" if m < 1 else f"{m:.2f} s"
+
+
+def bd_rows(entries: list[Entry], ref: Entry, min_overlap: float) -> tuple[list[list[str]], list[str]]:
+    rows, notes = [], []
+    for e in entries:
+        if e is ref:
+            continue
+        row = [e.label]
+        for metric in ("psnr", "ms-ssim"):
+            for meth in METHODS:
+                if metric not in e.curve.metrics or metric not in ref.curve.metrics:
+                    row.append("-")
+                    continue
+                try:
+                    r, q = compare(ref.curve, e.curve, metric, meth, min_overlap)
+                except (ValueError, CodecError) as exc:
+                    row.append("n/a")
+                    notes.append(f"{e.label}, {metric}, {meth}: {exc}")
+                    continue
+                cell = fmt_pct(r.value)
+                if metric == "psnr" and meth == "pchip":
+                    cell += f" ({fmt_db(q.value)})"
+                for w in dict.fromkeys(r.warnings):
+                    notes.append(f"{e.label}, {metric}, {meth}: {w}")
+                row.append(cell)
+        rows.append(row)
+    return rows, list(dict.fromkeys(notes))
+
+
+BD_HEAD = ["codec", "BD-rate PSNR cubic", "BD-rate PSNR pchip (BD-PSNR)", "BD-rate MS-SSIM cubic",
+           "BD-rate MS-SSIM pchip"]
+
+
+def info_rows(entries: list[Entry]) -> list[list[str]]:
+    rows = []
+    for e in entries:
+        r = e.curve.rate
+        meta = e.curve.obj.get("meta") or {}
+        settings = meta.get("settings") or {}
+        if e.published:
+            chroma = "-"
+            desc = f"published: {e.curve.obj.get('description', '')}; timings from the publishers' hardware"
+        else:
+            chroma = str(meta.get("chroma") or settings.get("chroma") or "-")
+            desc = "; ".join(str(settings[k]) for k in ("library", "settings") if settings.get(k))
+        psnr = e.curve.metrics.get("psnr")
+        prange = f"{np.nanmin(psnr):.2f}-{np.nanmax(psnr):.2f}" if psnr is not None and np.isfinite(psnr).any() else "-"
+        rows.append([e.label, str(len(r)), f"{np.nanmin(r):.3f}-{np.nanmax(r):.3f}", prange,
+                     _mean_time(e, "encoding_time"), _mean_time(e, "decoding_time"), chroma, desc])
+    return rows
+
+
+INFO_HEAD = ["codec", "points", "bpp range", "PSNR range [dB]", "encode (mean)", "decode (mean)", "chroma",
+             "library / settings"]
+
+
+def _md_table(head, rows) -> str:
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    out = ["| " + " | ".join(map(esc, head)) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _html_table(head, rows) -> str:
+    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+# --------------------------------------------------------------------------- report
+def _dataset_summary(entries: list[Entry]) -> str:
+    ds = {(m.get("dataset"), m.get("num_items")) for e in entries if not e.published
+          for m in [e.curve.obj.get("meta") or {}] if m.get("dataset")}
+    return ", ".join(f"{d} ({n} images)" for d, n in sorted(ds, key=str)) or "unknown"
+
+
+def make_report(results: list, out_dir, *, anchors: list = (), references: list = (), title: str | None = None,
+                force: bool = False, min_overlap: float = 0.5, xmax: float = 2.0,
+                command: str | None = None) -> list[Path]:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CodecError(f"output {out} exists and is not a folder")
+    existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
+    if existing and not force:
+        raise CodecError(f"{existing[0]} exists; use --force to overwrite the report in {out}")
+    if not 0 <= min_overlap <= 1:
+        raise ValueError("--min-overlap must be between 0 and 1")
+    if not xmax > 0:
+        raise ValueError("--xmax must be positive")
+    entries = collect(list(results), list(anchors))
+    if not any(not e.published for e in entries):
+        raise CodecError("no measured results given (only anchors)")
+    if not references:
+        keys = [e.key.lower() for e in entries]
+        references = ["jpeg"] if "jpeg" in keys else [entries[0].key]
+    refs = [find_reference(entries, r) for r in references]
+    dataset = _dataset_summary(entries)
+    title = title or f"Rate-distortion report: {dataset}"
+    out.mkdir(parents=True, exist_ok=True)
+
+    plots = {}
+    for metric, (_, fname) in _METRIC_AXES.items():
+        if any(metric in e.curve.metrics for e in entries):
+            plots[fname] = _plot(entries, metric, f"{title} - {metric.upper()}", xmax)
+
+    bd = []
+    for ref in refs:
+        rows, notes = bd_rows(entries, ref, min_overlap)
+        bd.append((ref, rows, notes))
+    info = info_rows(entries)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    measured_meta = next((e.curve.obj.get("meta") for e in entries if not e.published and e.curve.obj.get("meta")), {})
+    timing_note = measured_meta.get("timing", "")
+
+    explain = (
+        "Rates are bits per pixel computed from the length of the encoded data of each image "
+        "(what each codec's *bits counted* says: whole files for Pillow codecs, elementary streams for "
+        "PyAV codecs). PSNR-RGB is computed on the 8-bit RGB output with peak 255 and averaged over "
+        "images in dB; MS-SSIM with pytorch_msssim on 8-bit RGB (data range 255), shown and BD-rated on "
+        "-10 log10(1 - MS-SSIM). BD-rates are percent bits saved at equal quality over the range where "
+        "both curves overlap (negative: fewer bits than the reference): Bjontegaard's cubic fit and the "
+        "piecewise-cubic (PCHIP) interpolation of the JVET common test conditions; BD-PSNR (dB at equal "
+        "rate, pchip) in brackets. Dashed lines are published curves (CompressAI's result files), not "
+        "re-run here."
+    )
+
+    md = [f"# {title}", "", f"Generated {stamp} by `codec report`" + (f": `{command}`" if command else "") + ".", "",
+          explain, ""]
+    for fname in plots:
+        md += [f"![{fname}]({fname})", ""]
+    for ref, rows, notes in bd:
+        md += [f"## BD-rate against {ref.label}", "", _md_table(BD_HEAD, rows), ""]
+        if notes:
+            md += ["Warnings:", ""] + [f"- {n}" for n in notes] + [""]
+    md += ["## Codecs, timings and settings", "", _md_table(INFO_HEAD, info), ""]
+    if timing_note:
+        md += [f"Timings of measured codecs: {timing_note}. Published anchors' timings come from other "
+               "hardware (and for learned codecs often a GPU): compare them with care.", ""]
+    bits = sorted({(e.label, (e.curve.obj.get('meta') or {}).get('bits_counted') or '')
+                   for e in entries if not e.published})
+    md += ["Bits counted:", ""] + [f"- {lab}: {b}" for lab, b in bits] + [""]
+    md_text = "\n".join(md)
+
+    css = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+           "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;"
+           "padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%}"
+           "code{background:#f3f3f3;padding:1px 4px}")
+    h = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+         f"<style>{css}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+         f"<p>Generated {stamp} by <code>codec report</code>"
+         + (f": <code>{html.escape(command)}</code>" if command else "") + ".</p>",
+         f"<p>{html.escape(explain).replace('*bits counted*', '<em>bits counted</em>')}</p>"]
+    for fname, png in plots.items():
+        h.append(f"<p><img alt='{fname}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>")
+    for ref, rows, notes in bd:
+        h += [f"<h2>BD-rate against {html.escape(ref.label)}</h2>", _html_table(BD_HEAD, rows)]
+        if notes:
+            h.append("<p>Warnings:</p><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    h += ["<h2>Codecs, timings and settings</h2>", _html_table(INFO_HEAD, info)]
+    if timing_note:
+        h.append(f"<p>Timings of measured codecs: {html.escape(timing_note)}. Published anchors' timings come "
+                 "from other hardware (and for learned codecs often a GPU): compare them with care.</p>")
+    h.append("<p>Bits counted:</p><ul>" + "".join(f"<li>{html.escape(lab)}: {html.escape(b)}</li>"
+                                                   for lab, b in bits) + "</ul>")
+    h.append("</body></html>")
+
+    written = []
+    for fname, png in plots.items():
+        write_bytes_atomic(out / fname, png)
+        written.append(out / fname)
+    write_bytes_atomic(out / "report.md", md_text.encode())
+    write_bytes_atomic(out / "report.html", "\n".join(h).encode())
+    written += [out / "report.md", out / "report.html"]
+    return written
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write report.md / report.html with RD plots, BD-rate tables and timings",
+        description="Make a rate-distortion report from codec eval results: PSNR and MS-SSIM against bpp "
+        "for all codecs (published anchors dashed), a BD-rate table against each reference (cubic and PCHIP), "
+        "mean encode/decode times and each codec's chroma format and settings.  Writes report.md, a "
+        "self-contained report.html and the PNG plots into OUT.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  codec report results/ --anchor published/ --reference jpeg --reference VTM -o report/",
+    )
+    p.add_argument("results", nargs="+", metavar="RESULTS",
+                   help="results folder(s) written by codec eval, or single results JSON files")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="folder for the report (created)")
+    p.add_argument("--anchor", action="append", default=[], metavar="PATH",
+                   help="published curve (CompressAI-format JSON) or folder of them, drawn dashed and included "
+                   "in the tables; repeatable")
+    p.add_argument("--reference", action="append", default=[], metavar="NAME",
+                   help="curve to compute BD-rates against: codec key, file stem or name (e.g. jpeg, vtm); "
+                   "repeat for several tables (default: jpeg if present, else the first curve)")
+    p.add_argument("--title", default=None, help="report title (default: from the data set name)")
+    p.add_argument("--xmax", type=float, default=2.0, help="upper end of the bpp axis in the plots (default 2)")
+    p.add_argument("--min-overlap", type=float, default=0.5, metavar="F",
+                   help="warn when two curves overlap on less than this fraction of either span (default 0.5)")
+    p.add_argument("--force", action="store_true", help="overwrite report files that already exist in OUT")
+    p.set_defaults(func=_cmd_report)
+
+
+def _argv_after(word: str) -> list[str]:
+    argv = sys.argv[1:]
+    return argv[argv.index(word) + 1:] if word in argv else argv
+
+
+def _cmd_report(args) -> int:
+    for r in args.results:
+        if Path(r).name == JOURNAL_DIR:
+            raise CodecError(f"{r}: give the results folder, not its journal")
+    written = make_report(args.results, args.output, anchors=args.anchor, references=args.reference,
+                          title=args.title, force=args.force, min_overlap=args.min_overlap, xmax=args.xmax,
+                          command=shlex.join(["codec", "report", *_argv_after("report")]))
+    for w in written:
+        print(w)
+    return 0

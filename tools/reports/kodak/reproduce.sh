@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Reproduce the checked-in Kodak report (tools/reports/kodak/):
+#
+#   bash tools/reports/kodak/reproduce.sh /path/to/kodak
+#
+# /path/to/kodak holds the 24 Kodak PNGs (kodim01.png ... kodim24.png, 768x512).
+# Runs the six classical codecs over their default quality grids in a process pool (one
+# worker per CPU; about 10 minutes on 2 cores), resuming if interrupted, then rewrites the report
+# with the published CompressAI / VTM / HM / BPG anchors from tools/reports/kodak/anchors/.
+set -euo pipefail
+KODAK=${1:?usage: bash tools/reports/kodak/reproduce.sh KODAK_DIR}
+command -v codec >/dev/null || { echo "codec not on PATH: install the project (pip install -e .) and activate its environment" >&2; exit 2; }
+cd "$(dirname "$0")/../../.."
+codec eval "$KODAK" --codec jpeg --codec webp --codec avif --codec jpeg2000 --codec hevc-intra --codec av1-intra \
+    -o tools/reports/kodak/results
+codec report tools/reports/kodak/results --anchor tools/reports/kodak/anchors --reference jpeg --reference vtm \
+    --title "Kodak (24 images): classical codecs and published anchors" -o tools/reports/kodak --force
