@@ -5,11 +5,20 @@
 ``table_index[...]`` (same number of elements) of ``tables``.
 ``decode(data, table_index, tables) -> torch.int32 tensor`` shaped like
 ``table_index``.  The batched forms take lists and run one lane loop for all of
-them.  The CPU coder (numpy, ``codec.entropy.rans``) is used here; the format is
-in ``FORMAT.md``.
+them.  The format is in ``FORMAT.md``.
+
+Two coders write the same bytes (a stream never says which one wrote it): the CPU
+coder (numpy, ``codec.entropy.rans``) and the GPU coder (Triton,
+``codec.entropy.rans_triton``).  ``backend=None`` (the default) picks the GPU coder
+when every tensor of the call is on CUDA and Triton works, the CPU coder otherwise;
+``backend="numpy"`` or ``"triton"`` forces one, and so does the environment variable
+``CODEC_RANS_BACKEND`` (``numpy``, ``triton`` or ``auto``) when ``backend`` is None.
+Forcing ``"triton"`` on CPU tensors runs the kernels in Triton's interpreter, which
+needs ``TRITON_INTERPRET=1`` set before Triton is imported (tests only: it is slow).
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
@@ -18,38 +27,85 @@ import torch
 from . import rans
 from .tables import TOTAL, CDFTables
 
+BACKEND_ENV = "CODEC_RANS_BACKEND"
+_triton_coder = None  # the module once imported; False when Triton is unusable
+_triton_error: Exception | None = None
+
 
 def _shape(t) -> tuple:
     return tuple(t.shape) if hasattr(t, "shape") else np.shape(t)
 
 
-def encode(symbols, table_index, tables: CDFTables) -> bytes:
+def _load_triton(required: bool):
+    """The Triton coder module (imported on first use), or None where Triton is unusable."""
+    global _triton_coder, _triton_error
+    if _triton_coder is None:
+        try:
+            from . import rans_triton
+        except Exception as exc:  # triton missing or broken: the CPU coder serves
+            _triton_coder, _triton_error = False, exc
+        else:
+            _triton_coder = rans_triton
+    if required and _triton_coder is False:
+        raise RuntimeError(f"the Triton rANS coder is not available: {_triton_error!r}")
+    return _triton_coder or None
+
+
+def _backend(tensors, backend) -> str:
+    """``"numpy"`` or ``"triton"`` for a call on ``tensors`` (see the module docstring)."""
+    choice = backend if backend is not None else os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "numpy", "triton"):
+        raise ValueError(f"unknown rANS backend {choice!r} (numpy, triton or auto)")
+    if choice == "numpy":
+        return "numpy"
+    if choice == "triton":
+        _load_triton(required=True)
+        return "triton"
+    on_cuda = bool(tensors) and all(isinstance(t, torch.Tensor) and t.is_cuda for t in tensors)
+    if on_cuda and len({t.device for t in tensors}) == 1 and _load_triton(required=False) is not None:
+        return "triton"
+    return "numpy"
+
+
+def encode(symbols, table_index, tables: CDFTables, backend: str | None = None) -> bytes:
     """Encode ``symbols`` with rows ``table_index`` of ``tables``; returns one rANS stream."""
-    return rans.encode_many([(symbols, table_index)], tables)[0]
+    return encode_batch([(symbols, table_index)], tables, backend=backend)[0]
 
 
-def decode(data: bytes, table_index, tables: CDFTables, device=None) -> torch.Tensor:
+def decode(data: bytes, table_index, tables: CDFTables, device=None, backend: str | None = None) -> torch.Tensor:
     """Decode a stream made by :func:`encode` with the same ``table_index`` and ``tables``.
 
-    Returns an int32 tensor shaped like ``table_index`` (on ``device``, default CPU).
+    Returns an int32 tensor shaped like ``table_index``, on ``device`` (default: the
+    device of ``table_index`` when it is a tensor, else the CPU).
     Raises :class:`~codec.entropy.rans.CorruptStreamError` or
     :class:`~codec.entropy.rans.TableMismatchError` for bad streams.
     """
-    return decode_batch([data], [table_index], tables, device=device)[0]
+    return decode_batch([data], [table_index], tables, device=device, backend=backend)[0]
 
 
-def encode_batch(items: Sequence[tuple], tables: CDFTables) -> list[bytes]:
+def encode_batch(items: Sequence[tuple], tables: CDFTables, backend: str | None = None) -> list[bytes]:
     """Encode many ``(symbols, table_index)`` pairs at once; one stream each."""
-    return rans.encode_many(list(items), tables)
+    items = list(items)
+    if _backend([t for pair in items for t in pair], backend) == "triton":
+        return _triton_coder.encode_many_gpu(items, tables)
+    return rans.encode_many(items, tables)
 
 
 def decode_batch(streams: Sequence[bytes], table_indexes: Sequence, tables: CDFTables,
-                 device=None) -> list[torch.Tensor]:
+                 device=None, backend: str | None = None) -> list[torch.Tensor]:
     """Decode many streams at once; ``table_indexes[i]`` belongs to ``streams[i]``."""
     if len(streams) != len(table_indexes):
         raise ValueError("one table_index per stream is needed")
-    flat = rans.decode_many(list(streams), list(table_indexes), tables)
-    return [torch.from_numpy(v).reshape(_shape(i)).to(device or "cpu") for v, i in zip(flat, table_indexes)]
+    table_indexes = list(table_indexes)
+    if _backend(table_indexes, backend) == "triton":
+        flat = _triton_coder.decode_many_gpu(list(streams), table_indexes, tables)
+    else:
+        flat = [torch.from_numpy(v) for v in rans.decode_many(list(streams), table_indexes, tables)]
+    out = []
+    for v, i in zip(flat, table_indexes):
+        dev = device if device is not None else (i.device if isinstance(i, torch.Tensor) else "cpu")
+        out.append(v.reshape(_shape(i)).to(dev))
+    return out
 
 
 def ideal_bits(symbols, table_index, tables: CDFTables) -> float:

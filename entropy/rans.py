@@ -174,16 +174,38 @@ def _prepare(symbols, indexes, view) -> _Prepared:
     n_esc = int(np.count_nonzero(esc))
     escapes = b""
     if n_esc:
-        s_e, len_e = s[esc], length[esc]
-        ab = s_e >= len_e
-        dist = np.where(ab, s_e - len_e, -s_e - 1)
-        escapes = _varint_encode(2 * dist + ab)
+        escapes = _escape_section(s[esc], length[esc])
         np.copyto(s, length, where=esc)
     pos = rows * view.stride
     pos += s
     cost = int(view.cost_flat.take(pos).sum())
-    payload = cost // (8 * COST_ONE) + len(escapes)
-    return _Prepared(n, pos, escapes, n_esc, choose_layout(n, payload))
+    return _Prepared(n, pos, escapes, n_esc, _layout_for(n, cost, len(escapes)))
+
+
+def _escape_section(s_e: np.ndarray, len_e: np.ndarray) -> bytes:
+    """Escape section (FORMAT.md section 2) of the escaped symbols, in symbol order.
+
+    ``s_e = v - off[r]`` (int64, outside ``0 .. len_e - 1``), ``len_e = len[r]``.
+    """
+    ab = s_e >= len_e
+    dist = np.where(ab, s_e - len_e, -s_e - 1)
+    return _varint_encode(2 * dist + ab)
+
+
+def _layout_for(n: int, cost: int, escape_bytes: int) -> Layout:
+    """The layout rule from the exact integer cost sum and the escape-section length."""
+    return choose_layout(n, int(cost) // (8 * COST_ONE) + int(escape_bytes))
+
+
+def _apply_layouts(preps, layouts) -> None:
+    """Replace the rule's layouts by the caller's (``None`` keeps the rule's); checks validity."""
+    for p, lay in zip(preps, layouts or [], strict=False):
+        if lay is not None:
+            try:
+                lay.check(p.n)
+            except CorruptStreamError as exc:
+                raise ValueError(f"layout {lay} is not valid for {p.n} symbols: {exc}") from None
+            p.layout = lay
 
 
 def _lane_matrix(values: np.ndarray, layout: Layout, fill) -> np.ndarray:
@@ -211,13 +233,7 @@ def encode_many(items, tables: CDFTables, layouts=None) -> list[bytes]:
     """
     view = tables.coder_view()
     preps = [_prepare(s, i, view) for s, i in items]
-    for p, lay in zip(preps, layouts or [], strict=False):
-        if lay is not None:
-            try:
-                lay.check(p.n)
-            except CorruptStreamError as exc:
-                raise ValueError(f"layout {lay} is not valid for {p.n} symbols: {exc}") from None
-            p.layout = lay
+    _apply_layouts(preps, layouts)
     if not preps:
         return []
     T_max = max(p.layout.steps for p in preps)
@@ -271,15 +287,19 @@ def encode_many(items, tables: CDFTables, layouts=None) -> list[bytes]:
 
 
 def _pack(p: _Prepared, states, words, counts, table_id: bytes) -> bytes:
-    L, T, S = p.layout.lanes, p.layout.steps, p.layout.segments
     words = words.astype("<u2")
-    bodies, directory = [], []
+    bodies = []
     w0 = 0
-    for s in range(S):
-        body = states[s].tobytes() + words[w0: w0 + counts[s]].tobytes()
+    for s in range(p.layout.segments):
+        bodies.append(states[s].tobytes() + words[w0: w0 + counts[s]].tobytes())
         w0 += int(counts[s])
-        bodies.append(body)
-        directory.append(DIR_ENTRY.pack(int(counts[s]), zlib.crc32(body)))
+    return _pack_bodies(p, bodies, counts, table_id)
+
+
+def _pack_bodies(p: _Prepared, bodies, counts, table_id: bytes) -> bytes:
+    """The stream from its segment bodies (``L`` states as u32 then ``K_s`` words as u16, little-endian)."""
+    L, T, S = p.layout.lanes, p.layout.steps, p.layout.segments
+    directory = [DIR_ENTRY.pack(int(counts[s]), zlib.crc32(bodies[s])) for s in range(S)]
     esc_crc = zlib.crc32(p.escapes)
     head = HEADER.pack(MAGIC, VERSION, PRECISION, L, T, S, p.n, table_id, p.n_escapes, len(p.escapes), esc_crc)
     dir_bytes = b"".join(directory)
@@ -481,14 +501,18 @@ def decode_many(streams, indexes, tables: CDFTables) -> list[np.ndarray]:
             raise CorruptStreamError("escape count does not match the decoded symbols")
         val = sym + view.offsets[p.rows]
         if n_esc:
-            code = p.escapes
-            ab = (code & 1).astype(bool)
-            dist = code >> 1
-            lo = view.offsets[p.rows[esc]]
-            le = view.lengths[p.rows[esc]]
-            ev = np.where(ab, lo + le + dist, lo - 1 - dist)
-            if np.any(ev < -(1 << 31)) or np.any(ev >= (1 << 31)):
-                raise CorruptStreamError("escaped value out of int32 range")
-            val[esc] = ev
+            val[esc] = _escape_values(p.escapes, p.rows[esc], view)
         results.append(val.astype(np.int32))
     return results
+
+
+def _escape_values(codes: np.ndarray, rows_e: np.ndarray, view) -> np.ndarray:
+    """Values (int64) of the escaped symbols from their escape codes and rows; int32-checked."""
+    ab = (codes & 1).astype(bool)
+    dist = codes >> 1
+    lo = view.offsets[rows_e]
+    le = view.lengths[rows_e]
+    ev = np.where(ab, lo + le + dist, lo - 1 - dist)
+    if np.any(ev < -(1 << 31)) or np.any(ev >= (1 << 31)):
+        raise CorruptStreamError("escaped value out of int32 range")
+    return ev
