@@ -147,6 +147,19 @@ def _flat_int(a, name) -> np.ndarray:
     return a.reshape(-1).astype(np.int64, copy=False)
 
 
+def _fits_int32(a) -> bool:
+    """True when ``a``'s integer dtype cannot hold values outside int32 (no range check needed)."""
+    dt = getattr(a, "dtype", None)
+    try:
+        import torch
+
+        if isinstance(dt, torch.dtype):
+            return dt in (torch.int8, torch.uint8, torch.int16, torch.int32)
+    except ImportError:  # pragma: no cover
+        pass
+    return dt is not None and np.dtype(dt).kind in "iu" and (np.dtype(dt).itemsize < 4 or np.dtype(dt) == np.int32)
+
+
 @dataclass
 class _Prepared:
     n: int
@@ -164,9 +177,9 @@ def _prepare(symbols, indexes, view) -> _Prepared:
     n = int(v.size)
     if n == 0:
         return _Prepared(0, rows, b"", 0, choose_layout(0, 0))
-    if rows.min() < 0 or rows.max() >= view.R:
+    if rows.view(np.uint64).max() >= view.R:  # negative indexes wrap to huge values
         raise ValueError(f"table_index must lie in 0..{view.R - 1}")
-    if v.min() < -(1 << 31) or v.max() >= (1 << 31):
+    if not _fits_int32(symbols) and (v.min() < -(1 << 31) or v.max() >= (1 << 31)):
         raise ValueError("symbols must fit in int32")
     s = v - view.offsets.take(rows)
     length = view.lengths.take(rows)
