@@ -99,9 +99,9 @@ def save_weights(model: ImageModel, path, metadata: dict | None = None, half: bo
     # a frozen integer network is a module too: its buffers are stored once, under "frozen."
     skip = tuple(n + "." for n, m in model.named_modules() if isinstance(m, IntegerNet))
     state = {k: v for k, v in full_state(model).items() if not k.startswith(skip)}
-    if half:
-        state = {k: (v.half() if v.is_floating_point() and not k.startswith("frozen.") else v)
-                 for k, v in state.items()}
+    if half:  # parameters only: buffers (GDN pedestals, likelihood floors) underflow in fp16
+        params = {k for k, _ in model.named_parameters()}
+        state = {k: (v.half() if k in params and v.is_floating_point() else v) for k, v in state.items()}
     meta = {"format": "codec.weights/v1"}
     meta.update({k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()})
     path = os.fspath(path)

@@ -1,0 +1,371 @@
+"""Training loop (codec.training): configs, data, the loop with real-coding validation, exact
+resume, 2-process gloo DDP, export to registry weights, the CLI, the benchmark.
+
+Tiny models (N=8, M=12), 64x64 crops (32x32 for the factorized model), a few steps, on
+generated images; one CPU thread per process (2 shared cores).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from codec.cli import main as codec_main
+from codec.models import registry
+from codec.training import config as C
+from codec.training import data as D
+from codec.training.loop import load_checkpoint, lr_factor, pad_to, rd_loss, train
+
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+TINY = {"N": 8, "M": 12}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def picture(h, w, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], axis=-1) * 180 + 30
+    for _ in range(4):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(4, 20)
+        img += rng.uniform(-60, 60, 3) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    (root / "train" / "sub").mkdir(parents=True)
+    (root / "val").mkdir()
+    Image.fromarray(picture(96, 80, 1)).save(root / "train" / "a.png")
+    Image.fromarray(picture(72, 100, 2)).save(root / "train" / "sub" / "b.png")
+    Image.fromarray(picture(40, 90, 3)).save(root / "train" / "c.jpg", quality=95)  # smaller than a crop
+    (root / "train" / "notes.txt").write_text("not an image")
+    Image.fromarray(picture(64, 48, 4)).save(root / "val" / "v1.png")  # padded to 64x64 for coding
+    Image.fromarray(picture(70, 90, 5)).save(root / "val" / "v2.png")
+    return root
+
+
+def tiny_config(images, out, **sections) -> dict:
+    d = {
+        "model": {"name": "mean-scale", "quality": 3, "arch_kwargs": dict(TINY)},
+        "data": {"train": [str(images / "train")], "val": str(images / "val"), "crop": 64, "batch_size": 2,
+                 "workers": 0, "resident": "memory"},
+        "optim": {"lr": 1e-3, "schedule": "multistep", "decay_at": [0.5]},
+        "run": {"steps": 6, "out": str(out), "device": "cpu", "threads": 1, "log_every": 2, "val_every": 3,
+                "ckpt_every": 100, "progress": False, "tensorboard": False},
+    }
+    for sec, body in sections.items():
+        d.setdefault(sec, {}).update(body)
+    return d
+
+
+# ----------------------------------------------------------------------------- config
+def test_shipped_configs_load_and_keep_compressai_lambdas():
+    names = sorted(p.stem for p in C.CONFIG_DIR.glob("*.json"))
+    assert "cpu-smoke" in names and all(f"mean-scale-q{q}" in names for q in range(1, 9))
+    for q in range(1, 9):
+        cfg = C.load_config(f"mean-scale-q{q}")
+        assert cfg.model.quality == q and cfg.lmbda == C.LAMBDAS["mse"][q - 1]
+        assert cfg.data.crop % 64 == 0
+    assert C.LAMBDAS["mse"] == (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+    smoke = C.load_config("training/configs/cpu-smoke.json")
+    assert smoke.model.arch_kwargs == TINY and smoke.run.device == "cpu"
+
+
+def test_config_toml_overrides_and_clear_errors(tmp_path, images):
+    toml = tmp_path / "c.toml"
+    toml.write_text('[model]\nname = "factorized"\nquality = 2\n[data]\ncrop = 32\ntrain = "x"\n'
+                    '[run]\nsteps = 5\n')
+    cfg = C.load_config(toml, ["optim.lr=0.0005", "data.val=null", 'run.out="o"'])
+    assert (cfg.model.name, cfg.data.train, cfg.optim.lr, cfg.data.val, cfg.run.out) == \
+        ("factorized", ["x"], 0.0005, None, "o")
+    assert cfg.lmbda == 0.0035  # CompressAI's q2
+    bad = [({"model": {"nme": "x"}}, "unknown field 'model.nme'"),
+           ({"modle": {}}, "unknown config section 'modle'"),
+           ({"run": {"steps": "many"}}, "run.steps: expected int"),
+           ({"model": {"name": "nope"}}, "unknown model 'nope'"),
+           ({"data": {"crop": 96}}, "multiple of 64"),
+           ({"model": {"arch_kwargs": {"K": 3}}}, "'K' is not a parameter"),
+           ({"loss": {"metric": "ms-ssim"}, "data": {"crop": 128}}, "larger than 160"),
+           ({"data": {"resident": "gpu"}}, "data.resident"),
+           ({"optim": {"decay_at": [80]}}, "fractions")]
+    for d, msg in bad:
+        with pytest.raises(ValueError, match=msg):
+            C.from_dict(d)
+    with pytest.raises(ValueError, match="config file not found"):
+        C.load_config(tmp_path / "missing.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="cannot parse"):
+        C.load_config(tmp_path / "broken.json")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        train(C.from_dict(tiny_config(images, tmp_path / "r", data={"train": [str(empty)]})))
+    with pytest.raises(ValueError, match="folder not found"):
+        train(C.from_dict(tiny_config(images, tmp_path / "r", data={"val": str(tmp_path / "nope")})))
+
+
+def test_lr_schedule():
+    cfg = C.from_dict({"optim": {"schedule": "multistep", "decay_at": [0.5, 0.9], "gamma": 0.1, "warmup_steps": 10},
+                       "run": {"steps": 100}})
+    f = [lr_factor(s, cfg) for s in (0, 9, 10, 49, 50, 89, 90, 99)]
+    assert f == pytest.approx([0.1, 1, 1, 1, 0.1, 0.1, 0.01, 0.01])
+    cfg = C.from_dict({"optim": {"schedule": "cosine", "min_lr_factor": 0.0}, "run": {"steps": 100}})
+    assert lr_factor(0, cfg) == pytest.approx(1) and lr_factor(50, cfg) == pytest.approx(0.5)
+    assert lr_factor(100, cfg) == pytest.approx(0, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- data
+def test_crops_are_deterministic_and_identical_in_every_residency(images):
+    files = D.list_images([images / "train"])
+    assert [f.name for f in files] == ["a.png", "c.jpg", "b.png"]  # recursive, sorted by path
+    batches = {}
+    for resident, workers in (("disk", 0), ("memory", 0), ("device", 0), ("disk", 1)):
+        it = D.make_batches(files, 64, 3, seed=7, start=2, stop=5, resident=resident, workers=workers)
+        batches[(resident, workers)] = [b.clone() for b in it]
+    ref = batches[("disk", 0)]
+    assert len(ref) == 3 and ref[0].shape == (3, 3, 64, 64) and ref[0].dtype == torch.uint8
+    for k, v in batches.items():
+        assert all(torch.equal(a, b) for a, b in zip(ref, v)), k
+    # a resumed loader (start=3) continues with the same batches
+    again = list(D.make_batches(files, 64, 3, seed=7, start=3, stop=5))
+    assert all(torch.equal(a, b) for a, b in zip(ref[1:], again))
+    # the small image was scaled up; flips and positions vary; ranks get disjoint samples
+    assert min(D.load_rgb(images / "train" / "c.jpg", 64).shape[:2]) == 64
+    boxes = {D.crop_box(7, p, 96, 80, 64) for p in range(40)}
+    assert len(boxes) > 20 and {b[2] for b in boxes} == {True, False} and {b[3] for b in boxes} == {True, False}
+    r0, r1 = (set(D.sample_positions(5, r, 2, 4)) for r in (0, 1))
+    assert not r0 & r1
+    s = D.StepBatches(3, 0, 0, 3, batch=3)  # an epoch of 3 images is a permutation
+    assert sorted(i for i, _ in s.plan(0)) == [0, 1, 2]
+
+
+# ----------------------------------------------------------------------------- the loop
+@pytest.fixture(scope="module")
+def trained(images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = C.from_dict(tiny_config(images, out))
+    res = train(cfg, quiet=True)
+    return cfg, res
+
+
+def test_train_writes_logs_checkpoints_and_config(trained):
+    cfg, res = trained
+    out = res.out
+    assert res.step == 6 and not res.stopped
+    assert {"config.json", "last.pt", "best.pt", "train.csv", "val.csv"} <= {p.name for p in out.iterdir()}
+    rows = (out / "train.csv").read_text().splitlines()
+    assert rows[0].startswith("step,epoch,loss,bpp,mse,psnr") and [r.split(",")[0] for r in rows[1:]] == ["2", "4", "6"]
+    assert [r.split(",")[0] for r in (out / "val.csv").read_text().splitlines()[1:]] == ["3", "6"]
+    resolved = json.loads((out / "config.json").read_text())
+    assert resolved["loss"]["lmbda"] == C.LAMBDAS["mse"][2] and Path(resolved["run"]["out"]).is_absolute()
+    assert C.from_dict(resolved).model.arch_kwargs == TINY  # the resolved config loads again
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["step"] == 6 and ck["arch"]["arch_kwargs"] == TINY and len(ck["processes"]) == 1
+    assert ck["scheduler"]["last_epoch"] == 6 and ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+    assert load_checkpoint(out / "best.pt")["step"] == ck["best"]["step"]
+    assert np.isfinite(res.train["loss"]) and res.train["bpp"] > 0
+
+
+def test_validation_counts_bytes_of_real_streams(trained, images):
+    cfg, res = trained
+    val = res.val
+    # code the validation images independently with the checkpoint's weights
+    from codec.training.loop import build_model
+
+    model, _ = build_model("mean-scale", TINY)
+    model.load_state_dict(load_checkpoint(res.out / "last.pt")["model"])
+    model.eval().freeze()
+    total, bpps = 0, []
+    for f in sorted((images / "val").iterdir()):
+        x = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+        H, W = x.shape[-2:]
+        streams, _ = model.compress(pad_to(x, 64))
+        assert all(isinstance(s, bytes) for s in streams) and len(streams) == 2
+        n = sum(len(s) for s in streams)
+        total += n
+        bpps.append(8 * n / (H * W))
+    assert val["step"] == 6 and val["images"] == 2
+    assert val["bytes"] == total and val["bpp"] == pytest.approx(np.mean(bpps))
+    assert 0 < val["psnr"] < 60 and val["bpp_est"] > 0
+    row = (res.out / "val.csv").read_text().splitlines()[-1].split(",")
+    assert int(row[7]) == total
+
+
+def test_resume_continues_exactly(images, tmp_path):
+    straight = train(C.from_dict(tiny_config(images, tmp_path / "a")), quiet=True)
+    cfg_b = C.from_dict(tiny_config(images, tmp_path / "b"))
+    first = train(cfg_b, stop_at=3, quiet=True)  # stops inside a log interval (2..4) and at the lr decay
+    assert first.step == 3 and first.stopped
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg_b, quiet=True)
+    resumed = train(cfg_b, resume="auto", quiet=True)
+    assert resumed.step == straight.step == 6
+    assert resumed.train["loss"] == straight.train["loss"]  # the very same float
+    sa, sb = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    strip = lambda p: [r.split(",")[:10] for r in p.read_text().splitlines()]  # noqa: E731 (no timings)
+    assert strip(tmp_path / "a" / "train.csv") == strip(tmp_path / "b" / "train.csv")
+    assert [r.split(",")[:7] for r in (tmp_path / "a" / "val.csv").read_text().splitlines()] == \
+        [r.split(",")[:7] for r in (tmp_path / "b" / "val.csv").read_text().splitlines()]
+    with pytest.raises(ValueError, match="nothing to do"):
+        train(cfg_b, resume=tmp_path / "b" / "last.pt", quiet=True)
+
+
+def test_msssim_variant_trains(images, tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.fromarray(picture(180, 200, 9)).save(big / "p.png")
+    x = torch.rand(1, 3, 176, 176)
+    out = {"x_hat": (x + 0.05 * torch.randn_like(x)).requires_grad_(),
+           "likelihoods": {"y": torch.full((1, 4, 11, 11), 0.5)}}
+    r = rd_loss(out, x, "ms-ssim", 8.73)
+    v = {k: float(t.detach()) for k, t in r.items()}
+    assert 0 < v["ms_ssim"] < 1 and v["loss"] == pytest.approx(8.73 * (1 - v["ms_ssim"]) + v["bpp"])
+    r["loss"].backward()
+    assert out["x_hat"].grad.abs().sum() > 0
+    d = tiny_config(images, tmp_path / "run", model={"name": "factorized", "quality": 2},
+                    loss={"metric": "ms-ssim"},
+                    data={"train": [str(big)], "val": str(big), "crop": 176, "batch_size": 1},
+                    run={"steps": 2, "val_every": 2})
+    res = train(C.from_dict(d), quiet=True)
+    assert res.val["ms_ssim"] is not None and np.isfinite(res.val["loss"]) and res.train["ms_ssim"] > 0
+    with pytest.raises(ValueError, match="larger than 160"):
+        train(C.from_dict({**d, "data": {**d["data"], "val": str(images / "val")},
+                           "run": {**d["run"], "out": str(tmp_path / "run2")}}), quiet=True)
+
+
+def test_fast_paths_run_on_cpu(images, tmp_path):
+    """bf16 autocast of the transforms (entropy models in fp32), channels-last, device-resident data."""
+    from codec.training.loop import RDForward, build_model
+
+    model, _ = build_model("mean-scale", TINY)
+    x = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    out = RDForward(model.to(memory_format=torch.channels_last), torch.bfloat16)(x)
+    assert out["x_hat"].dtype == torch.float32 and all(v.dtype == torch.float32 for v in out["likelihoods"].values())
+    d = tiny_config(images, tmp_path / "run", data={"resident": "device", "val": None},
+                    run={"steps": 2, "amp": "bf16", "channels_last": "on"})
+    res = train(C.from_dict(d), quiet=True)
+    assert res.step == 2 and np.isfinite(res.train["loss"]) and res.val is None
+    assert not (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "last.pt").exists()
+
+
+# ----------------------------------------------------------------------------- DDP
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, cfg_dict, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    from codec.training.config import from_dict
+    from codec.training.loop import train as train_
+
+    res = train_(from_dict(cfg_dict), quiet=True)
+    torch.save({"state": res.model.state_dict(), "train": res.train, "val": res.val},
+               os.path.join(out, f"rank{rank}.pt"))
+
+
+def test_two_gloo_processes_stay_in_sync(images, tmp_path):
+    import torch.multiprocessing as mp
+
+    from codec.training.loop import build_model
+
+    d = tiny_config(images, tmp_path / "run", run={"steps": 4, "val_every": 4, "log_every": 2})
+    mp.spawn(_ddp_worker, args=(2, _free_port(), d, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["state"].keys() == r1["state"].keys()
+    assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])  # bit-identical
+    assert r0["train"]["loss"] == r1["train"]["loss"]  # logged losses are all-reduced
+    assert r0["val"]["bytes"] == r1["val"]["bytes"] and r0["val"]["images"] == 2
+    torch.manual_seed(0)
+    init = build_model("mean-scale", TINY)[0].state_dict()
+    assert any(not torch.equal(init[k], r0["state"][k]) for k in init)  # it did train
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ck["world_size"] == 2 and len(ck["processes"]) == 2 and ck["step"] == 4
+    # the two processes drew different quantisation noise (per-process RNG)
+    assert not torch.equal(ck["processes"][0]["rng"]["torch"], ck["processes"][1]["rng"]["torch"])
+
+
+# ----------------------------------------------------------------------------- export
+def test_export_loads_in_the_registry_and_codes(trained, tmp_path, monkeypatch):
+    from codec.training.export import export, test_image
+
+    _, res = trained
+    s32 = export(res.out / "last.pt", output=tmp_path)
+    s16 = export(res.out, output=tmp_path / "half.safetensors", half=True)  # a run folder: its best.pt
+    assert Path(s32["path"]).name == "mean-scale-q3.safetensors"
+    assert s16["file_bytes"] < s32["file_bytes"]
+    for s in (s32, s16):
+        m = registry.load_model("mean-scale", 3, path=s["path"])
+        assert (m.N, m.M) == (8, 12) and m.trained and m.weights_id.hex() == s["weights_id"]
+        assert json.loads(m.metadata["arch_kwargs"]) == TINY and m.metadata["dtype"] == s["dtype"]
+        x = test_image(128)[..., :64, :]  # 64 x 128
+        streams, _ = m.compress(x)
+        x_hat = m.decompress(streams, 64, 128)
+        assert x_hat.shape == x.shape and torch.isfinite(x_hat).all()
+        assert sum(len(b) for b in streams) > 0
+    with pytest.raises(ValueError, match="exists"):
+        export(res.out / "last.pt", output=tmp_path)
+    # --install: written where load_model(name, quality) looks, under its stable name
+    target = tmp_path / "pkg" / "mean-scale-q3.safetensors"
+    pkg = lambda name, q: tmp_path / "pkg" / f"{name}-q{q}.safetensors"  # noqa: E731
+    monkeypatch.setattr(registry, "weights_path", pkg)
+    monkeypatch.setattr(registry, "has_weights", lambda name, q: pkg(name, q).is_file())
+    export(res.out / "last.pt", install=True)
+    assert target.is_file()
+    m = registry.load_model("mean-scale", 3)
+    assert m.trained and (m.N, m.M) == (8, 12)
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_train_resume_export(images, tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(tiny_config(images, tmp_path / "run", model={"name": "factorized"},
+                                          data={"crop": 32}, run={"steps": 4, "val_every": 4})))
+    assert codec_main(["train", "--config", str(cfg), "--stop-at", "2", "-q"]) == 0
+    assert codec_main(["train", "--resume", str(tmp_path / "run" / "last.pt")]) == 0  # its own config
+    assert "step 4: loss" in capsys.readouterr().out
+    assert codec_main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "w.safetensors"), "--half"]) == 0
+    out = capsys.readouterr().out
+    assert "model 'factorized' quality 3" in out and "repeatably" in out
+    assert codec_main(["train", "--config", str(tmp_path / "nope.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("codec: error: config file not found") and err.count("\n") == 1
+    assert codec_main(["train"]) == 2 and "give --config" in capsys.readouterr().err
+    from codec.training.cli import main as module_main  # python -m codec.training
+
+    assert module_main(["--config", "cpu-smoke", "--set", "run.steps=7", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["run"]["steps"] == 7 and printed["model"]["arch_kwargs"] == TINY
+    assert module_main(["--config", "cpu-smoke", "--set", "run.stepz=7"]) == 2
+
+
+# ----------------------------------------------------------------------------- benchmark
+def test_bench_runs_the_loop_step():
+    from codec.training.bench import bench, format_rows
+
+    rows = bench(["channels-last"], model_name="factorized", arch_kwargs=TINY, batch=2, crop=32,
+                 steps=2, warmup=1, device="cpu", rounds=2)  # fp32 (the baseline) is added
+    assert [r["variant"] for r in rows] == ["fp32", "channels-last"]
+    assert all(r["ok"] and r["it_per_s"] > 0 for r in rows) and rows[0]["speedup"] == 1.0
+    assert "vs fp32" in format_rows(rows)
