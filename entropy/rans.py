@@ -229,6 +229,19 @@ def _lane_matrix(values: np.ndarray, layout: Layout, fill) -> np.ndarray:
     return out.reshape(S, T, L).transpose(1, 0, 2).reshape(T, S * L)
 
 
+def _stack_lanes(items, fill) -> np.ndarray:
+    """``[(values [N], layout), ...]`` -> one ``[T_max, lanes]`` matrix, streams side by side,
+    each padded with ``fill`` (the identity row) up to the longest stream's steps."""
+    T_max = max(lay.steps for _, lay in items)
+    mats = []
+    for values, lay in items:
+        m = _lane_matrix(values, lay, fill)
+        if T_max > lay.steps:
+            m = np.concatenate([m, np.full((T_max - lay.steps, m.shape[1]), fill, dtype=m.dtype)])
+        mats.append(m)
+    return np.concatenate(mats, axis=1) if len(mats) > 1 else mats[0]
+
+
 def _from_lane_matrix(m: np.ndarray, layout: Layout, n: int) -> np.ndarray:
     L, T, S = layout.lanes, layout.steps, layout.segments
     return m.reshape(T, S, L).transpose(1, 0, 2).reshape(-1)[:n]
@@ -250,16 +263,7 @@ def encode_many(items, tables: CDFTables, layouts=None) -> list[bytes]:
     if not preps:
         return []
     T_max = max(p.layout.steps for p in preps)
-    ident = view.identity_row * view.stride
-    mats = []
-    for p in preps:
-        m = _lane_matrix(p.pos, p.layout, ident)
-        pad = T_max - p.layout.steps
-        if pad:
-            m = np.concatenate([m, np.full((pad, m.shape[1]), ident, dtype=m.dtype)])
-        mats.append(m)
-    pos = np.concatenate(mats, axis=1) if len(mats) > 1 else mats[0]
-    del mats
+    pos = _stack_lanes([(p.pos, p.layout) for p in preps], view.identity_row * view.stride)
     start = view.cdf_flat.take(pos)
     pos += 1
     freq = view.cdf_flat.take(pos)
@@ -412,16 +416,11 @@ def decode_many(streams, indexes, tables: CDFTables) -> list[np.ndarray]:
     if not parsed:
         return []
     T_max = max(p.layout.steps for p in parsed)
-    ident = view.identity_row
-    row_m, seg_of_lane, x0, word_parts = [], [], [], []
+    rows = _stack_lanes([(p.rows, p.layout) for p in parsed], view.identity_row)
+    seg_of_lane, x0, word_parts = [], [], []
     seg_base, seg_end = [], []
     word_off, seg_id = 0, 0
     for p in parsed:
-        r = _lane_matrix(p.rows, p.layout, ident)
-        pad = T_max - p.layout.steps
-        if pad:
-            r = np.concatenate([r, np.full((pad, r.shape[1]), ident, dtype=r.dtype)])
-        row_m.append(r)
         L, S = p.layout.lanes, p.layout.segments
         seg_of_lane.append(np.repeat(np.arange(seg_id, seg_id + S), L))
         x0.append(p.states)
@@ -431,7 +430,6 @@ def decode_many(streams, indexes, tables: CDFTables) -> list[np.ndarray]:
         seg_end.append(starts + p.counts)
         word_off += int(p.counts.sum())
         seg_id += S
-    rows = np.concatenate(row_m, axis=1)
     lanes_total = rows.shape[1]
     seg_of_lane = np.concatenate(seg_of_lane).astype(np.int64)
     x = np.concatenate(x0).astype(np.int64)
