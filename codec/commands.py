@@ -117,10 +117,10 @@ def _run_many(pairs, one, quiet, what):
 def _warn_untrained(model_name, quality, device):
     import codec
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", codec.UntrainedModelWarning)
         m = codec.load_model(model_name, quality, device)
-    if caught:
+    if not m.trained:
         print(f"codec: warning: model '{m.name}' quality {m.quality} has no trained weights "
               "(random initialisation): its output is not meaningful", file=sys.stderr)
     return m
@@ -163,7 +163,7 @@ def _decode(args) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", codec.UntrainedModelWarning)
             img = codec.decode(data, device=args.device, output="pil")
-        if caught:
+        if any(issubclass(w.category, codec.UntrainedModelWarning) for w in caught):
             print(f"codec: warning: model '{c.model}' has no trained weights", file=sys.stderr)
         buf = io.BytesIO()
         img.save(buf, format="PNG")

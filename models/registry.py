@@ -43,7 +43,7 @@ MODELS: dict[str, ModelSpec] = {
                   description="mean-scale hyperprior, N=64 M=96: a quarter of the work, for CPUs"),
     ]
 }
-DEFAULT_MODEL = "mean-scale"
+DEFAULT_MODEL = "mean-scale-small"  # the best model with shipped weights
 
 
 class UnknownModelError(KeyError):

@@ -12,6 +12,7 @@ KODAK=${1:?usage: bash tools/reports/kodak/reproduce.sh KODAK_DIR}
 command -v codec >/dev/null || { echo "codec not on PATH: install the project (pip install -e .) and activate its environment" >&2; exit 2; }
 cd "$(dirname "$0")/../../.."
 codec eval "$KODAK" --codec jpeg --codec webp --codec avif --codec jpeg2000 --codec hevc-intra --codec av1-intra \
+    --codec ours:mean-scale-small:4 \
     -o tools/reports/kodak/results
 codec report tools/reports/kodak/results --anchor tools/reports/kodak/anchors --reference jpeg --reference vtm \
     --title "Kodak (24 images): classical codecs and published anchors" -o tools/reports/kodak --force
