@@ -20,7 +20,7 @@ from codec.tools.evaluate import JOURNAL_DIR, evaluate
 from codec.tools.image_codecs import IMAGE, JPEG
 from codec.tools.registry import make_codec, parse_codec_spec
 
-from test_metrics import smooth_image
+from pictures import smooth_image
 
 CLASSICAL = ["jpeg", "webp", "avif", "jpeg2000", "hevc-intra", "av1-intra"]
 

@@ -15,18 +15,16 @@ from codec.cli import main as cli
 from codec.models import registry
 from codec.models.integer import ACT_BITS, IntegerNet
 
+from pictures import smooth_image
+
 pytestmark = pytest.mark.filterwarnings("ignore::codec.api.UntrainedModelWarning")
 MODELS = registry.list_models()
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def sample(h=40, w=72, seed=0, gray=False):
-    """A smooth test picture with some texture (project-generated, no external data)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([np.sin(xx / 7 + c) * np.cos(yy / 5 - c) for c in range(3)], -1) * 90 + 128
-    img = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-    return img[..., 0] if gray else img
+    img = smooth_image(h, w, seed)
+    return img[..., 0].copy() if gray else img
 
 
 @pytest.fixture(scope="module", params=MODELS)

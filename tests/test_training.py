@@ -23,6 +23,8 @@ from codec.training import config as C
 from codec.training import data as D
 from codec.training.loop import load_checkpoint, lr_factor, pad_to, rd_loss, train
 
+from pictures import smooth_image
+
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 TINY = {"N": 8, "M": 12}
 
@@ -36,14 +38,7 @@ def one_thread():
 
 
 def picture(h, w, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    img = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], axis=-1) * 180 + 30
-    for _ in range(4):
-        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(4, 20)
-        img += rng.uniform(-60, 60, 3) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
-    img += rng.normal(0, 4, img.shape)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return smooth_image(h, w, seed)
 
 
 @pytest.fixture(scope="module")
