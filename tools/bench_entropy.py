@@ -29,7 +29,7 @@ def _best(fn, repeat):
     return best, out
 
 
-def cases(tables):
+def cases():
     rng = np.random.default_rng(0)
     kodak = (192, 32, 48)
     yield "kodak latent 192x32x48, levels uniform 0..63", torch.from_numpy(rng.integers(0, 64, kodak))
@@ -37,17 +37,21 @@ def cases(tables):
     yield "1M symbols, levels uniform 0..63", torch.from_numpy(rng.integers(0, 64, 1_000_000))
 
 
+def compressai_tables(tables) -> tuple[list, list, list]:
+    """Our tables in CompressAI's ``cdfs, cdf_lengths, offsets`` form (same escape semantics)."""
+    cdfs = [tables.cdf[r, : tables.lengths[r] + 2].tolist() for r in range(tables.num_rows)]
+    return cdfs, (tables.lengths + 2).tolist(), tables.offsets.tolist()
+
+
 def run(repeat: int = 5) -> list[dict]:
     from compressai.ans import RansDecoder, RansEncoder
 
     tables = E.gaussian_tables()
     tables.coder_view().lut  # built once with the tables, as a model does at load time
-    cdfs = [tables.cdf[r, : tables.lengths[r] + 2].tolist() for r in range(tables.num_rows)]
-    sizes = (tables.lengths + 2).tolist()
-    offsets = tables.offsets.tolist()
+    cdfs, sizes, offsets = compressai_tables(tables)
     enc, dec = RansEncoder(), RansDecoder()
     rows = []
-    for name, idx in cases(tables):
+    for name, idx in cases():
         sym = E.sample_symbols(tables, idx, seed=1)
         n = sym.numel()
         t_enc, ours = _best(lambda: E.encode(sym, idx, tables), repeat)

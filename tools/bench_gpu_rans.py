@@ -66,14 +66,13 @@ def run(repeat: int = 10, batch_items: int = 64, batch_total: int = 64 << 20, cp
     from codec import entropy as E
     from codec.entropy import rans
     from codec.entropy import rans_triton as G
+    from codec.tools.bench_entropy import compressai_tables
 
     dev = torch.device(device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     tables = E.gaussian_tables()
     tables.coder_view().lut  # built once with the tables, as a model does at load time
-    cdfs = [tables.cdf[r, : tables.lengths[r] + 2].tolist() for r in range(tables.num_rows)]
-    sizes = (tables.lengths + 2).tolist()
-    offsets = tables.offsets.tolist()
+    cdfs, sizes, offsets = compressai_tables(tables)
     cai_enc, cai_dec = RansEncoder(), RansDecoder()
     rng = np.random.default_rng(0)
 
