@@ -55,21 +55,34 @@ def _load(name, quality, device):
         raise CodecError(str(exc)) from None
 
 
-def load_model(name: str | None = None, quality: int | None = None, device=None):
-    """A frozen model from the registry (cached).  ``name`` defaults to the best shipped model."""
+def resolve(name: str | None = None, quality=None):
+    """(model name, quality as the model takes it) for user input: ``name`` defaults to the
+    best shipped model, ``quality`` to the model's default.  A fixed-rate model has whole
+    qualities (``4``); a variable-rate model takes any quality in its range in steps of
+    0.01 (``3.25``).  Raises :class:`CodecError` for an unknown model or quality."""
     from codec.models.registry import DEFAULT_MODEL, get_spec
 
     name = name or DEFAULT_MODEL
     try:
         spec = get_spec(name)
-    except KeyError as exc:
+        return name, spec.check_quality(quality)
+    except (KeyError, ValueError) as exc:
         raise CodecError(str(exc)) from None
-    q = spec.default_quality if quality is None else quality
-    if q not in spec.qualities:
-        raise CodecError(f"model '{name}' has qualities {spec.qualities[0]}..{spec.qualities[-1]}, not {q}")
-    model = _load(name, q, _check_device(device))
+
+
+def load_model(name: str | None = None, quality=None, device=None):
+    """A frozen model from the registry (cached).  ``name`` defaults to the best shipped model.
+
+    A variable-rate model is one object for every quality (its ``quality`` attribute is
+    None): pass the quality to its ``compress``/``decompress``."""
+    from codec.models.registry import get_spec
+
+    name, q = resolve(name, quality)
+    vr = get_spec(name).variable_rate
+    model = _load(name, None if vr else q, _check_device(device))
     if not model.trained:
-        warnings.warn(f"model '{name}' quality {q} has no trained weights (random initialisation): "
+        what = f"model '{name}'" if vr else f"model '{name}' quality {q}"
+        warnings.warn(f"{what} has no trained weights (random initialisation): "
                       "its output is not meaningful", UntrainedModelWarning, stacklevel=2)
     return model
 
@@ -142,18 +155,25 @@ def _output(rgb8: np.ndarray, colour: str, output: str):
 
 
 # ----------------------------------------------------------------------------- coding
-def encode(image, *, model: str | None = None, quality: int | None = None, device=None) -> bytes:
-    """Compress one image to a self-describing stream (see ``codec/CONTAINER.md``)."""
-    m = load_model(model, quality, device)
+def encode(image, *, model: str | None = None, quality=None, device=None) -> bytes:
+    """Compress one image to a self-describing stream (see ``codec/CONTAINER.md``).
+
+    ``quality``: a whole number for fixed-rate models; any value in the range (steps of
+    0.01) for variable-rate ones (see ``codec models``).  Higher means more bits."""
+    from codec.models.registry import get_spec
+
+    name, q = resolve(model, quality)
+    spec = get_spec(name)
+    m = load_model(name, q, device)
     dev = next(m.parameters()).device
     rgb, colour = to_uint8(image)
     H, W = rgb.shape[:2]
     if H > ct.MAX_SIDE or W > ct.MAX_SIDE:
         raise CodecError(f"images up to {ct.MAX_SIDE} pixels a side are supported, got {W}x{H}")
     x = torch.from_numpy(np.array(rgb)).to(dev).permute(2, 0, 1)[None].float() / 255
-    streams, _ = m.compress(_pad(x, m.multiple))
+    streams, _ = m.compress(_pad(x, m.multiple), q if spec.variable_rate else None)
     kinds = [HYPER] * (len(streams) - 1) + [LATENT]
-    c = ct.Container(model=m.name, weights_id=m.weights_id, quality=m.quality, width=W, height=H,
+    c = ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(q), width=W, height=H,
                      colour=colour, sections=[ct.Section(k, 0, s) for k, s in zip(kinds, streams)])
     return ct.pack(c)
 
@@ -167,14 +187,17 @@ def decode(data: bytes, *, device=None, output: str = "numpy"):
     c = ct.unpack(data)
     if c.modality != "image":
         raise CodecError(f"this is a {c.modality} stream; only images can be decoded so far")
-    m = load_model(c.model, c.quality, device)
+    q = stream_quality(c)
+    m = load_model(c.model, q, device)
+    vr = m.variable_rate
     if c.weights_id != m.weights_id:
-        raise CodecError(f"stream was made with other weights for model '{c.model}' q{c.quality} "
+        raise CodecError(f"stream was made with other weights for model '{c.model}' "
+                         f"{'' if vr else f'q{q} '}"
                          f"({c.weights_id.hex()}) than the installed ones ({m.weights_id.hex()})")
     dev = next(m.parameters()).device
     Hp, Wp = -(-c.height // m.multiple) * m.multiple, -(-c.width // m.multiple) * m.multiple
     try:
-        x_hat = m.decompress([s.data for s in c.sections], Hp, Wp, device=dev)
+        x_hat = m.decompress([s.data for s in c.sections], Hp, Wp, device=dev, quality=q if vr else None)
     except entropy.StreamError as exc:
         raise CodecError(f"corrupt stream: {exc}") from None
     except ValueError as exc:
@@ -188,12 +211,29 @@ def to_8bit(x: torch.Tensor) -> np.ndarray:
     return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
+def stream_quality(c: ct.Container):
+    """The quality of a stream, as its model takes it (the container holds quality x 100 for
+    variable-rate models).  :class:`CodecError` for an unknown model or a quality it lacks."""
+    from codec.models.registry import get_spec
+
+    try:
+        return get_spec(c.model).quality_from_code(c.quality)
+    except KeyError as exc:
+        raise CodecError(f"stream was made by an {exc}") from None
+    except ValueError as exc:
+        raise CodecError(f"stream does not fit its model: {exc}") from None
+
+
 def info(data: bytes) -> dict:
     """What a stream holds: model, weights, picture, sections and sizes (bytes and bpp)."""
     c = ct.unpack(data)
     names = {HYPER: "hyper-latent", LATENT: "latent"}
+    try:
+        quality = stream_quality(c)
+    except CodecError:  # a model this installation does not know: the raw field
+        quality = c.quality
     return {
-        "modality": c.modality, "model": c.model, "quality": c.quality, "weights_id": c.weights_id.hex(),
+        "modality": c.modality, "model": c.model, "quality": quality, "weights_id": c.weights_id.hex(),
         "width": c.width, "height": c.height, "colour": c.colour, "bit_depth": c.bit_depth,
         "bytes": len(data), "header_bytes": ct.header_size(c),
         "bpp": 8 * len(data) / (c.width * c.height),

@@ -21,7 +21,10 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files")
     p.add_argument("-o", "--output", required=True, help="output stream file, or directory for several inputs")
     p.add_argument("--model", default=None, help="model name (see 'codec models'; default: the best shipped one)")
-    p.add_argument("--quality", type=int, default=None, help="quality level of the model (higher = more bits)")
+    p.add_argument("--quality", type=float, default=None,
+                   help="quality of the model, higher = more bits: a whole number for fixed-rate models, any value "
+                        "in the range (steps of 0.01) for variable-rate ones (see 'codec models'; default: the "
+                        "model's default)")
     _common(p)
     p.set_defaults(func=_encode)
 
@@ -49,7 +52,7 @@ def register(sub) -> None:
         description="Encode and decode the sample image shipped with the package (Kodak kodim23, 768x512) "
         "with the default model, and print the stream size, bits per pixel and PSNR.")
     p.add_argument("--model", default=None, help="model name (default: the best shipped one)")
-    p.add_argument("--quality", type=int, default=None, help="quality level")
+    p.add_argument("--quality", type=float, default=None, help="quality (see 'codec encode --help')")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("-o", "--output", default=None, help="also write the decoded image to this PNG")
     p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
@@ -115,15 +118,18 @@ def _run_many(pairs, one, quiet, what):
 
 
 def _warn_untrained(model_name, quality, device):
+    """(model, quality as the model takes it); a warning on stderr for an untrained model."""
     import codec
+    from codec.api import resolve
 
+    name, q = resolve(model_name, quality)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", codec.UntrainedModelWarning)
-        m = codec.load_model(model_name, quality, device)
+        m = codec.load_model(name, q, device)
     if not m.trained:
-        print(f"codec: warning: model '{m.name}' quality {m.quality} has no trained weights "
+        print(f"codec: warning: model '{m.name}' has no trained weights "
               "(random initialisation): its output is not meaningful", file=sys.stderr)
-    return m
+    return m, q
 
 
 def _encode(args) -> int:
@@ -132,16 +138,16 @@ def _encode(args) -> int:
     pairs = _targets(args.inputs, args.output, STREAM_EXT)
     for _, dst in pairs:
         check_output(dst, args.force)
-    m = _warn_untrained(args.model, args.quality, args.device)
+    m, q = _warn_untrained(args.model, args.quality, args.device)
 
     def one(src, dst):
         img = read_image_file(src)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", codec.UntrainedModelWarning)
-            data = codec.encode(img, model=m.name, quality=m.quality, device=args.device)
+            data = codec.encode(img, model=m.name, quality=q, device=args.device)
         atomic_write(dst, data, args.force)
         w, h = img.size
-        return f"{src} -> {dst}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp ({m.name} q{m.quality})"
+        return f"{src} -> {dst}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp ({m.name} q{q:g})"
 
     return _run_many(pairs, one, args.quiet, "encode")
 
@@ -150,6 +156,7 @@ def _decode(args) -> int:
     import io
 
     import codec
+    from codec.api import stream_quality
     from codec.container import unpack
 
     pairs = _targets(args.inputs, args.output, ".png")
@@ -168,7 +175,7 @@ def _decode(args) -> int:
         buf = io.BytesIO()
         img.save(buf, format="PNG")
         atomic_write(dst, buf.getvalue(), args.force)
-        return f"{src} -> {dst}: {img.size[0]}x{img.size[1]} {c.colour} ({c.model} q{c.quality})"
+        return f"{src} -> {dst}: {img.size[0]}x{img.size[1]} {c.colour} ({c.model} q{stream_quality(c):g})"
 
     return _run_many(pairs, one, args.quiet, "decode")
 
@@ -187,7 +194,7 @@ def _info(args) -> int:
             continue
         print(f"{path}")
         print(f"  {d['modality']} {d['width']}x{d['height']} {d['colour']} {d['bit_depth']}-bit")
-        print(f"  model {d['model']} quality {d['quality']} weights {d['weights_id']}")
+        print(f"  model {d['model']} quality {d['quality']:g} weights {d['weights_id']}")
         print(f"  {d['bytes']} bytes = {d['bpp']:.4f} bpp  (header {d['header_bytes']} bytes)")
         for i, s in enumerate(d["sections"]):
             print(f"  section {i}: {s['kind']:<12} {s['bytes']:>9} bytes")
@@ -198,11 +205,16 @@ def _models(args) -> int:
     from codec.models.registry import DEFAULT_MODEL, MODELS, has_weights
 
     for name, spec in sorted(MODELS.items()):
-        shipped = [q for q in spec.qualities if has_weights(name, q)]
         mark = "*" if name == DEFAULT_MODEL else " "
-        w = f"trained weights for q{','.join(map(str, shipped))}" if shipped else "NO trained weights"
-        print(f"{mark} {name:<12} qualities {spec.qualities[0]}..{spec.qualities[-1]} "
-              f"(default {spec.default_quality}); {w}")
+        lo, hi = spec.qualities[0], spec.qualities[-1]
+        if spec.variable_rate:
+            w = "trained weights" if has_weights(name) else "NO trained weights"
+            print(f"{mark} {name:<16} quality {lo}..{hi}, any value (steps of 0.01) "
+                  f"(default {spec.default_quality}); {w}")
+        else:
+            shipped = [q for q in spec.qualities if has_weights(name, q)]
+            w = f"trained weights for q{','.join(map(str, shipped))}" if shipped else "NO trained weights"
+            print(f"{mark} {name:<16} qualities {lo}..{hi} (default {spec.default_quality}); {w}")
         print(f"  {spec.description}")
     print("* default model")
     return 0
@@ -222,12 +234,12 @@ def _demo(args) -> int:
     with resources.as_file(src) as path:
         img = Image.open(path)
         img.load()
-    m = _warn_untrained(args.model, args.quality, args.device)
+    m, q = _warn_untrained(args.model, args.quality, args.device)
     dev = str(next(m.parameters()).device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", codec.UntrainedModelWarning)
         t0 = time.perf_counter()
-        data = codec.encode(img, model=m.name, quality=m.quality, device=dev)
+        data = codec.encode(img, model=m.name, quality=q, device=dev)
         t1 = time.perf_counter()
         out = codec.decode(data, device=dev)
         t2 = time.perf_counter()
@@ -236,7 +248,7 @@ def _demo(args) -> int:
     psnr = 10 * np.log10(255.0 ** 2 / mse) if mse > 0 else float("inf")
     w, h = img.size
     print(f"sample   kodim23.png {w}x{h} (Kodak)")
-    print(f"model    {m.name} quality {m.quality} on {dev}{'' if m.trained else '  [UNTRAINED]'}")
+    print(f"model    {m.name} quality {q:g} on {dev}{'' if m.trained else '  [UNTRAINED]'}")
     print(f"size     {len(data)} bytes")
     print(f"bpp      {8 * len(data) / (w * h):.4f}")
     print(f"PSNR     {psnr:.2f} dB (RGB, 8-bit)")

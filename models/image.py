@@ -13,7 +13,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 
 from codec.models.integer import exact_mode
-from codec.models.latent_codecs import FactorizedLatentCodec, HyperpriorLatentCodec
+from codec.models.latent_codecs import FactorizedLatentCodec, GainLatentCodec, HyperpriorLatentCodec
 
 
 def _analysis(N, M):
@@ -26,9 +26,15 @@ def _synthesis(N, M):
 
 
 class ImageModel(nn.Module):
-    """Base: ``g_a``, ``latent_codec``, ``g_s``."""
+    """Base: ``g_a``, ``latent_codec``, ``g_s``.
+
+    Variable-rate models (``variable_rate = True``) take a ``quality`` (float in
+    ``[1, levels]``, or a tensor ``[B]`` in training) in ``forward``, ``compress`` and
+    ``decompress``; fixed-rate models take none (their quality is their weights).
+    """
 
     multiple = 16  # H, W must be multiples of this (64 with a hyperprior)
+    variable_rate = False
 
     def __init__(self, N: int, M: int):
         super().__init__()
@@ -36,9 +42,19 @@ class ImageModel(nn.Module):
         self.g_a = _analysis(N, M)
         self.g_s = _synthesis(N, M)
 
-    def forward(self, x):
+    def _q(self, quality):
+        """The latent codec's extra arguments for ``quality``."""
+        if self.variable_rate:
+            if quality is None:
+                raise ValueError("a variable-rate model needs a quality")
+            return (quality,)
+        if quality is not None:
+            raise ValueError("a fixed-rate model takes no quality argument (its weights are its quality)")
+        return ()
+
+    def forward(self, x, quality=None):
         y = self.g_a(x)
-        out = self.latent_codec(y)
+        out = self.latent_codec(y, *self._q(quality))
         return {"x_hat": self.g_s(out["y_hat"]), "likelihoods": out["likelihoods"]}
 
     def aux_loss(self):
@@ -58,19 +74,19 @@ class ImageModel(nn.Module):
         return (1, self.M, H // 16, W // 16)
 
     @torch.no_grad()
-    def compress(self, x):
+    def compress(self, x, quality=None):
         """``x``: ``[1, 3, H, W]`` in [0, 1] -> (list of streams, y_hat)."""
         if x.shape[0] != 1 or x.shape[-2] % self.multiple or x.shape[-1] % self.multiple:
             raise ValueError(f"compress takes one image with sides multiple of {self.multiple}")
         with exact_mode():
             y = self.g_a(x)
-            return self.latent_codec.compress(y)
+            return self.latent_codec.compress(y, *self._q(quality))
 
     @torch.no_grad()
-    def decompress(self, streams, H: int, W: int, device="cpu"):
+    def decompress(self, streams, H: int, W: int, device="cpu", quality=None):
         """Streams -> reconstruction ``[1, 3, H, W]`` (float, not clamped)."""
         with exact_mode():
-            y_hat = self.latent_codec.decompress(streams, self.latent_shape(H, W), device=device)
+            y_hat = self.latent_codec.decompress(streams, self.latent_shape(H, W), *self._q(quality), device=device)
             return self.g_s(y_hat.to(device))
 
     @torch.no_grad()
@@ -117,3 +133,15 @@ class MeanScaleHyperprior(ImageModel):
         h_s = nn.Sequential(deconv(N, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2), nn.ReLU(inplace=True),
                             conv(M * 3 // 2, M * 2, stride=1, kernel_size=3))
         self.latent_codec = HyperpriorLatentCodec(_hyper_analysis(N, M), h_s, N, mean=True, abs_input=False)
+
+
+class VariableRateMeanScale(MeanScaleHyperprior):
+    """The mean-scale hyperprior with gain units (:class:`GainLatentCodec`): one set of
+    weights, ``levels`` trained rates and a continuous quality knob between them."""
+
+    variable_rate = True
+
+    def __init__(self, N=64, M=96, levels=8):
+        super().__init__(N, M)
+        self.levels = levels
+        self.latent_codec = GainLatentCodec(self.latent_codec, M, levels)

@@ -4,6 +4,9 @@ Composable pieces (after CompressAI's ``latent_codecs``):
 
 - :class:`FactorizedLatentCodec` - a learned factorized density per channel
   (CompressAI ``EntropyBottleneck`` for training); codes ``round(y)``.
+- :class:`GainLatentCodec` - variable rate around any of the others: ``y`` is scaled
+  per channel by a learned gain before the inner codec and by a learned inverse gain
+  after it (gain units, Cui et al. 2021), at a continuous quality between trained levels.
 - :class:`HyperpriorLatentCodec` - a hyper-latent ``z = h_a(y)`` coded by a factorized
   codec, and ``y`` coded with zero-mean Gaussian rows whose scale level (and, for
   mean-scale models, mean) come from ``h_s(z_hat)``.  At coding time ``h_s`` runs as a
@@ -173,3 +176,80 @@ class HyperpriorLatentCodec(nn.Module):
         if means is not None:
             return (y_sym.double() + means).float()
         return y_sym.float()
+
+
+class GainLatentCodec(nn.Module):
+    """Variable rate by gain units (Cui et al., "Asymmetric gained deep image compression
+    with continuous rate adaptation", CVPR 2021) around an inner latent codec.
+
+    ``levels`` trained operating points, each a per-channel gain ``g`` and inverse gain
+    ``g'``: the inner codec codes ``y * g`` and its output is scaled by ``g'``.  A quality
+    ``q`` in ``[1, levels]`` (continuous) sits between levels ``floor(q)`` and ``ceil(q)``;
+    its gains are interpolated exponentially (linearly in the logarithm).  The gains touch
+    only the encoder's quantisation and the decoder's reconstruction: the decoding path
+    from the streams to the table indexes is the inner codec's, exact on every device.
+
+    ``quality`` is a float or a tensor ``[B]`` (one quality per batch item, training).
+    """
+
+    def __init__(self, inner: nn.Module, channels: int, levels: int):
+        super().__init__()
+        if levels < 2:
+            raise ValueError("a variable-rate codec needs at least 2 levels")
+        self.inner, self.channels, self.levels = inner, channels, levels
+        self.log_gain = nn.Parameter(torch.zeros(levels, channels))
+        self.log_inv_gain = nn.Parameter(torch.zeros(levels, channels))
+
+    @torch.no_grad()
+    def init_gains(self, lambdas, ref: int):
+        """Start level ``l`` at gain ``sqrt(lambda_l / lambda_ref)`` (uniform quantisation: the
+        step shrinks as the square root of the distortion weight), ``ref`` in ``1..levels``."""
+        lam = torch.as_tensor(lambdas, dtype=torch.float64)
+        if lam.numel() != self.levels or not bool((lam > 0).all()):
+            raise ValueError(f"need {self.levels} positive lambdas, got {list(lambdas)}")
+        lg = 0.5 * torch.log(lam / lam[ref - 1]).float()
+        self.log_gain.copy_(lg[:, None].expand_as(self.log_gain))
+        self.log_inv_gain.copy_(-lg[:, None].expand_as(self.log_inv_gain))
+
+    def gains(self, quality, batch: int, device):
+        """(gain, inverse gain), each ``[B, C, 1, 1]``, for ``quality`` in ``[1, levels]``."""
+        q = torch.as_tensor(quality, dtype=torch.float32, device=device).reshape(-1)
+        if q.numel() == 1:
+            q = q.expand(batch)
+        if q.numel() != batch:
+            raise ValueError(f"{q.numel()} qualities for a batch of {batch}")
+        if not bool(((q >= 1) & (q <= self.levels)).all()):
+            raise ValueError(f"quality must lie in [1, {self.levels}]")
+        t = q - 1
+        i = torch.clamp(torch.floor(t), max=self.levels - 2).long()
+        f = (t - i.float())[:, None]
+        lg = self.log_gain[i] * (1 - f) + self.log_gain[i + 1] * f
+        lig = self.log_inv_gain[i] * (1 - f) + self.log_inv_gain[i + 1] * f
+        return torch.exp(lg)[..., None, None], torch.exp(lig)[..., None, None]
+
+    def forward(self, y, quality):
+        g, gi = self.gains(quality, y.shape[0], y.device)
+        out = self.inner(y * g)
+        return {"y_hat": out["y_hat"] * gi, "likelihoods": out["likelihoods"]}
+
+    def aux_loss(self):
+        return self.inner.aux_loss()
+
+    def freeze(self):
+        self.inner.freeze()
+
+    def frozen_state(self, prefix):
+        return self.inner.frozen_state(prefix)
+
+    def load_frozen(self, state, prefix):
+        self.inner.load_frozen(state, prefix)
+
+    def compress(self, y, quality):
+        g, gi = self.gains(quality, y.shape[0], y.device)
+        streams, y_hat = self.inner.compress(y * g)
+        return streams, y_hat * gi
+
+    def decompress(self, streams, shape, quality, device="cpu"):
+        y_hat = self.inner.decompress(streams, shape, device=device)
+        _, gi = self.gains(quality, y_hat.shape[0], y_hat.device)
+        return y_hat * gi

@@ -1,7 +1,9 @@
 """Models by stable name.  A stream names its model and the hash of the exact weights.
 
-Weights ship inside the package (``models/weights/NAME-qQ.safetensors``, safetensors
-only, never pickle).  A model without shipped weights loads randomly initialised
+Weights ship inside the package (``models/weights/NAME-qQ.safetensors`` for a model
+with a fixed rate per set of weights, ``models/weights/NAME.safetensors`` for a
+variable-rate model whose one set of weights covers every quality; safetensors only,
+never pickle).  A model without shipped weights loads randomly initialised
 (seeded by name and quality, so encoder and decoder agree) and says so:
 ``model.trained`` is False.
 """
@@ -15,7 +17,8 @@ from importlib import resources
 
 import torch
 
-from codec.models.image import FactorizedPrior, ImageModel, MeanScaleHyperprior, ScaleHyperprior
+from codec.models.image import (FactorizedPrior, ImageModel, MeanScaleHyperprior, ScaleHyperprior,
+                                VariableRateMeanScale)
 from codec.models.integer import IntegerNet
 
 
@@ -27,6 +30,38 @@ class ModelSpec:
     qualities: tuple = tuple(range(1, 9))
     default_quality: int = 4
     description: str = ""
+
+    @property
+    def variable_rate(self) -> bool:
+        return bool(getattr(self.arch, "variable_rate", False))
+
+    def check_quality(self, quality):
+        """The quality as this model takes it: an int of ``qualities`` for a fixed-rate model;
+        for a variable-rate model a float in ``[first, last]`` in steps of 0.01 (what a
+        stream can hold).  Raises ``ValueError`` with a message for users."""
+        lo, hi = self.qualities[0], self.qualities[-1]
+        if quality is None:
+            return float(self.default_quality) if self.variable_rate else self.default_quality
+        try:
+            q = float(quality)
+        except (TypeError, ValueError):
+            raise ValueError(f"quality must be a number, not {quality!r}") from None
+        if self.variable_rate:
+            if not lo <= q <= hi:
+                raise ValueError(f"model '{self.name}' takes a quality from {lo} to {hi} "
+                                 f"(any value in steps of 0.01), not {quality}")
+            return round(q * 100) / 100
+        if q != int(q) or int(q) not in self.qualities:
+            raise ValueError(f"model '{self.name}' has qualities {lo}..{hi} (whole numbers), not {quality}")
+        return int(q)
+
+    def quality_code(self, quality) -> int:
+        """The container's 16-bit quality field: the quality, or quality x 100 (variable rate)."""
+        q = self.check_quality(quality)
+        return round(q * 100) if self.variable_rate else q
+
+    def quality_from_code(self, code: int):
+        return self.check_quality(code / 100 if self.variable_rate else code)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -41,6 +76,9 @@ MODELS: dict[str, ModelSpec] = {
                               "integer hyper-synthesis"),
         ModelSpec("mean-scale-small", MeanScaleHyperprior, dict(N=64, M=96),
                   description="mean-scale hyperprior, N=64 M=96: a quarter of the work, for CPUs"),
+        ModelSpec("mean-scale-vr", VariableRateMeanScale, dict(N=64, M=96, levels=8),
+                  description="variable-rate mean-scale hyperprior (gain units), N=64 M=96: one set of "
+                              "weights, continuous quality 1..8"),
     ]
 }
 DEFAULT_MODEL = "mean-scale-small"  # the best model with shipped weights
@@ -58,11 +96,16 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModelError(f"unknown model '{name}' (known: {', '.join(sorted(MODELS))})") from None
 
 
-def weights_path(name: str, quality: int):
-    return resources.files("codec.models").joinpath("weights", f"{name}-q{quality}.safetensors")
+def weights_filename(name: str, quality) -> str:
+    """``NAME-qQ.safetensors``, or ``NAME.safetensors`` for a variable-rate model."""
+    return f"{name}.safetensors" if get_spec(name).variable_rate else f"{name}-q{quality}.safetensors"
 
 
-def has_weights(name: str, quality: int) -> bool:
+def weights_path(name: str, quality=None):
+    return resources.files("codec.models").joinpath("weights", weights_filename(name, quality))
+
+
+def has_weights(name: str, quality=None) -> bool:
     return weights_path(name, quality).is_file()
 
 
@@ -128,6 +171,7 @@ def _arch_kwargs(spec: ModelSpec, meta: dict) -> dict:
         except json.JSONDecodeError:
             extra = None
         if not isinstance(extra, dict) or any(k not in spec.kwargs or not isinstance(v, int) or v < 1
+                                              or (k == "levels" and v != spec.kwargs[k])
                                               for k, v in extra.items()):
             raise ValueError(f"weights for model '{spec.name}' have invalid arch_kwargs metadata: "
                              f"{meta['arch_kwargs']!r}")
@@ -135,13 +179,12 @@ def _arch_kwargs(spec: ModelSpec, meta: dict) -> dict:
     return kwargs
 
 
-def load_model(name: str, quality: int | None = None, device="cpu", path=None) -> ImageModel:
-    """A frozen, eval-mode model.  Attributes: ``name``, ``quality``, ``weights_id``,
-    ``trained`` and ``metadata``."""
+def load_model(name: str, quality=None, device="cpu", path=None) -> ImageModel:
+    """A frozen, eval-mode model.  Attributes: ``name``, ``quality`` (None for a
+    variable-rate model: the quality is an argument of ``compress``/``decompress``),
+    ``weights_id``, ``trained`` and ``metadata``."""
     spec = get_spec(name)
-    q = spec.default_quality if quality is None else int(quality)
-    if q not in spec.qualities:
-        raise ValueError(f"model '{name}' has qualities {spec.qualities[0]}..{spec.qualities[-1]}, not {q}")
+    q = None if spec.variable_rate else spec.check_quality(quality)
     src = path if path is not None else (weights_path(name, q) if has_weights(name, q) else None)
     meta, state = {}, None
     if src is not None:
@@ -151,7 +194,7 @@ def load_model(name: str, quality: int | None = None, device="cpu", path=None) -
             meta = dict(f.metadata() or {})
             state = {k: f.get_tensor(k) for k in f.keys()}
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(zlib.crc32(f"{name}-q{q}".encode()))
+        torch.manual_seed(zlib.crc32((name if q is None else f"{name}-q{q}").encode()))
         model = spec.arch(**_arch_kwargs(spec, meta))
     if src is not None:
         params, frozen = _split(state)

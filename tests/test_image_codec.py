@@ -40,12 +40,13 @@ def test_roundtrip_equals_forward_with_same_latents(model):
     # what the model's synthesis gives for the latents the encoder quantised
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
     xp = torch.nn.functional.pad(x, (0, (-72) % model.multiple, 0, (-40) % model.multiple), mode="replicate")
-    streams, y_hat = model.compress(xp)
+    q = registry.get_spec(model.name).check_quality(None) if model.variable_rate else None
+    streams, y_hat = model.compress(xp, q)
     ref = to_8bit(model.synthesize(y_hat)[0, :, :40, :72])
     np.testing.assert_array_equal(out, ref)
     assert [s.data for s in ct.unpack(data).sections] == streams
     # the decoder reconstructs exactly the encoder's latents
-    y_dec = model.latent_codec.decompress(streams, model.latent_shape(*xp.shape[-2:]))
+    y_dec = model.latent_codec.decompress(streams, model.latent_shape(*xp.shape[-2:]), *model._q(q))
     assert torch.equal(y_dec, y_hat)
 
 
@@ -262,7 +263,8 @@ def test_cross_device_kodak(name, capsys):
             c = ct.unpack(data)
             shape = models[enc].latent_shape(-(-c.height // 64) * 64, -(-c.width // 64) * 64)
             streams = [s.data for s in c.sections]
-            y = {d: models[d].latent_codec.decompress(streams, shape, device=d).cpu() for d in ("cpu", "cuda")}
+            q = (codec.api.stream_quality(c),) if models[enc].variable_rate else ()
+            y = {d: models[d].latent_codec.decompress(streams, shape, *q, device=d).cpu() for d in ("cpu", "cuda")}
             assert torch.equal(y["cpu"], y["cuda"])  # the same symbols (and exact means) on both devices
             a = codec.decode(data, device=dec).astype(int)
             b = codec.decode(data, device=enc).astype(int)

@@ -430,6 +430,12 @@ class AV1Intra(_PyAVCodec):
 
 
 # --------------------------------------------------------------------------- ours
+def _int_or_float(text: str):
+    """``"4"`` -> 4, ``"2.5"`` -> 2.5 (qualities of fixed- and variable-rate models)."""
+    v = float(text)
+    return int(v) if v.is_integer() else v
+
+
 @register_codec("ours")
 class Ours(Codec):
     """This project's codec through its public API (``codec.encode`` / ``codec.decode``)."""
@@ -438,8 +444,9 @@ class Ours(Codec):
     takes_arg = True
     arg_name = "MODEL"
     media = "image"
-    quality_meaning = "quality index of the model (see codec.list_models())"
-    quality_type = int
+    quality_meaning = ("quality of the model: whole numbers for fixed-rate models, any value in the range "
+                       "(steps of 0.01) for variable-rate ones (see 'codec models')")
+    quality_type = staticmethod(_int_or_float)
     quality_range = (0, 1000)
     default_qualities = ()
     bits_counted = "bytes returned by codec.encode (the project's container, headers included)"

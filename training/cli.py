@@ -80,10 +80,13 @@ def run_export(args) -> int:
 
     s = export(args.checkpoint, output=args.output, half=args.half, quality=args.quality, install=args.install,
                force=args.force)
-    print(f"{s['path']}: model '{s['name']}' quality {s['quality']} {s['arch_kwargs']}, {s['dtype']}, "
+    vr = s.get("variable_rate", False)
+    what = "variable rate" if vr else f"quality {s['quality']}"
+    print(f"{s['path']}: model '{s['name']}' {what} {s['arch_kwargs']}, {s['dtype']}, "
           f"step {s['step']}, {s['file_bytes'] / 1e6:.2f} MB, weights {s['weights_id']}")
-    print(f"check: test picture coded to {s['test_bpp']:.3f} bpp, {s['test_psnr']:.2f} dB, repeatably"
-          + ("; installed: load_model('%s', %d) uses it" % (s["name"], s["quality"]) if s["installed"] else ""))
+    call = f"load_model('{s['name']}')" if vr else f"load_model('{s['name']}', {s['quality']})"
+    print(f"check: test picture coded at quality {s['quality']:g} to {s['test_bpp']:.3f} bpp, "
+          f"{s['test_psnr']:.2f} dB, repeatably" + (f"; installed: {call} uses it" if s["installed"] else ""))
     return 0
 
 
@@ -102,12 +105,14 @@ def register_export(sub) -> None:
     p = sub.add_parser(
         "export", help="freeze a training checkpoint into coding weights (safetensors)",
         description="Freeze a checkpoint for coding: CDF tables, integer index path, fp32 or fp16 weights and "
-        "metadata in NAME-qQ.safetensors, loadable with codec.models.registry.load_model(NAME, Q, path=...). "
-        "--install puts it where load_model(NAME, Q) and 'codec encode' find it.")
+        "metadata in NAME-qQ.safetensors (NAME.safetensors for a variable-rate model), loadable with "
+        "codec.models.registry.load_model(NAME, Q, path=...). --install puts it where load_model(NAME, Q) and "
+        "'codec encode' find it.")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt checkpoint, or a run folder (its best.pt)")
     p.add_argument("-o", "--output", help="output file or folder (default: beside the checkpoint)")
     p.add_argument("--half", action="store_true", help="store the float weights as fp16 (half the size)")
-    p.add_argument("--quality", type=int, help="quality to register it as (default: the config's)")
+    p.add_argument("--quality", type=int, help="quality to register it as (default: the config's; not for "
+                   "variable-rate models)")
     p.add_argument("--install", action="store_true",
                    help="write into the package's weights folder under the stable name NAME-qQ")
     p.add_argument("--force", action="store_true", help="replace an existing file")

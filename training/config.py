@@ -40,12 +40,17 @@ class ModelConfig:
     name: str = "mean-scale"  # a name of codec.models.registry.MODELS
     quality: int = 4  # 1..8: the lambda (when loss.lmbda is null) and the exported file name
     arch_kwargs: dict = field(default_factory=dict)  # overrides of the registry spec's kwargs (N, M)
+    init: typing.Optional[str] = None  # start from these weights: a training checkpoint (.pt, its "model")
+    # or a weights file (.safetensors); parameters it lacks (e.g. the gains of a variable-rate
+    # model started from a fixed-rate one) keep their initialisation
 
 
 @dataclass
 class LossConfig:
     metric: str = "mse"  # "mse" or "ms-ssim"
-    lmbda: typing.Optional[float] = None  # null: LAMBDAS[metric][quality - 1]
+    lmbda: typing.Optional[float] = None  # null: LAMBDAS[metric][quality - 1] (fixed-rate models)
+    lambdas: typing.Optional[list] = None  # variable-rate models: one lambda per level (null: LAMBDAS[metric]);
+    # each training crop gets a random quality in [1, levels] and the log-interpolated lambda
     aux_weight: float = 1.0  # weight of the quantile (auxiliary) loss of factorized densities
 
 
@@ -101,7 +106,24 @@ class Config:
 
     # -- derived values -----------------------------------------------------------
     @property
+    def variable_rate(self) -> bool:
+        from codec.models.registry import MODELS
+
+        spec = MODELS.get(self.model.name)
+        return bool(spec and spec.variable_rate)
+
+    @property
+    def lambdas(self) -> tuple:
+        """Variable-rate models: the lambda of each level."""
+        if self.loss.lambdas is not None:
+            return tuple(float(v) for v in self.loss.lambdas)
+        return LAMBDAS[self.loss.metric]
+
+    @property
     def lmbda(self) -> float:
+        """The lambda of a fixed-rate model (of level ``model.quality`` for a variable-rate one)."""
+        if self.variable_rate:
+            return self.lambdas[self.model.quality - 1]
         if self.loss.lmbda is not None:
             return float(self.loss.lmbda)
         return LAMBDAS[self.loss.metric][self.model.quality - 1]
@@ -117,7 +139,12 @@ class Config:
         """The config as it runs: defaults filled in, lambda and output folder explicit,
         paths absolute.  Loading it again gives the same run."""
         d = self.to_dict()
-        d["loss"]["lmbda"] = self.lmbda
+        if self.variable_rate:
+            d["loss"]["lambdas"] = list(self.lambdas)
+        else:
+            d["loss"]["lmbda"] = self.lmbda
+        if self.model.init is not None:
+            d["model"]["init"] = str(Path(self.model.init).resolve())
         d["run"]["out"] = str(self.out_dir.resolve())
         d["data"]["train"] = [str(Path(p).resolve()) for p in self.data.train]
         if self.data.val is not None:
@@ -142,6 +169,18 @@ class Config:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"model.arch_kwargs.{k}: must be a positive integer, got {v!r}")
         _choice("loss.metric", lo.metric, LAMBDAS)
+        if spec.variable_rate:
+            levels = m.arch_kwargs.get("levels", spec.kwargs.get("levels"))
+            if lo.lmbda is not None:
+                raise ValueError(f"loss.lmbda: model '{m.name}' has variable rate: give loss.lambdas "
+                                 "(one per level) or leave both null")
+            lam = self.lambdas
+            if len(lam) != levels or not all(v > 0 for v in lam) or list(lam) != sorted(lam):
+                raise ValueError(f"loss.lambdas: model '{m.name}' needs {levels} positive, increasing lambdas, "
+                                 f"got {list(lam)}")
+        elif lo.lambdas is not None:
+            raise ValueError(f"loss.lambdas: only for variable-rate models ('{m.name}' has a fixed rate: "
+                             "use loss.lmbda)")
         if lo.lmbda is not None and not lo.lmbda > 0:
             raise ValueError(f"loss.lmbda: must be > 0, got {lo.lmbda}")
         if lo.aux_weight < 0:

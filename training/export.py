@@ -3,6 +3,7 @@
 ``export(checkpoint)`` rebuilds the checkpoint's registry model, optionally rounds its
 weights to fp16, freezes it (CDF tables of the factorized densities, the integer
 hyper-synthesis that gives the exact index path) and writes ``NAME-qQ.safetensors``
+(``NAME.safetensors`` for a variable-rate model: one file for every quality)
 with :func:`codec.models.registry.save_weights`: float weights + frozen coding state +
 metadata (name, quality, ``arch_kwargs`` so that ``load_model`` rebuilds the same
 architecture, lambda, step, validation results, dtype, source).  It then loads the
@@ -47,11 +48,11 @@ def export(checkpoint, output=None, half: bool = False, quality: int | None = No
     ck = load_checkpoint(src)
     arch = ck["arch"]
     name = arch["name"]
-    q = int(arch["quality"] if quality is None else quality)
     spec = registry.get_spec(name)
-    if q not in spec.qualities:
-        raise ValueError(f"model '{name}' has qualities {spec.qualities[0]}..{spec.qualities[-1]}, not {q}")
-    filename = f"{name}-q{q}.safetensors"
+    if spec.variable_rate and quality is not None:
+        raise ValueError(f"model '{name}' has variable rate: its weights cover every quality (no --quality)")
+    q = spec.check_quality(arch["quality"] if quality is None else quality)
+    filename = registry.weights_filename(name, q)
     if install:
         if output is not None:
             raise ValueError("give either an output path or --install, not both")
@@ -78,28 +79,34 @@ def export(checkpoint, output=None, half: bool = False, quality: int | None = No
     cfg = ck.get("config", {})
     val = ck.get("val") or {}
     meta = {
-        "name": name, "quality": str(q), "trained": "true", "arch_kwargs": json.dumps(kwargs, sort_keys=True),
+        "name": name, "quality": f"{spec.qualities[0]}..{spec.qualities[-1]}" if spec.variable_rate else str(q),
+        "trained": "true", "arch_kwargs": json.dumps(kwargs, sort_keys=True),
         "dtype": "fp16" if half else "fp32", "step": str(ck["step"]),
         "loss": json.dumps({"metric": cfg.get("loss", {}).get("metric", "mse"),
-                            "lmbda": _lmbda(cfg)}),
+                            **({"lambdas": cfg.get("loss", {}).get("lambdas")} if spec.variable_rate
+                               else {"lmbda": _lmbda(cfg)})}),
         "config_sha256": hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest(),
         "source": Path(ck["path"]).name, "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "torch": torch.__version__,
         "description": spec.description if kwargs == spec.kwargs else
         f"{spec.description.split(',')[0]}, trained at {', '.join(f'{k}={v}' for k, v in kwargs.items())}",
     }
-    if val:
-        meta["validation"] = json.dumps({k: val.get(k) for k in ("step", "images", "bpp", "psnr", "ms_ssim")})
+    keys = ("step", "quality", "images", "bpp", "psnr", "ms_ssim")
+    if val.get("per_quality"):
+        meta["validation"] = json.dumps([{k: r.get(k) for k in keys if k in r} for r in val["per_quality"]])
+    elif val:
+        meta["validation"] = json.dumps({k: val.get(k) for k in keys if k in val})
     registry.save_weights(model, dst, meta, half=half)
 
     # -- check: load it as a coder would, and code a picture twice ----------------------
     m = registry.load_model(name, q, path=dst)
     size = max(2 * m.multiple, 128)
     x = test_image(size)
-    s1, _ = m.compress(x)
-    x_hat = m.decompress(s1, size, size)
+    qarg = q if spec.variable_rate else None
+    s1, _ = m.compress(x, qarg)
+    x_hat = m.decompress(s1, size, size, quality=qarg)
     m2 = registry.load_model(name, q, path=dst)
-    s2, _ = m2.compress(x)
+    s2, _ = m2.compress(x, qarg)
     if s1 != s2 or m2.weights_id != m.weights_id:
         raise RuntimeError(f"exported weights {dst} do not code repeatably")
     nbytes = sum(len(s) for s in s1)
@@ -107,7 +114,7 @@ def export(checkpoint, output=None, half: bool = False, quality: int | None = No
     return {"path": str(dst), "name": name, "quality": q, "arch_kwargs": kwargs, "dtype": meta["dtype"],
             "weights_id": m.weights_id.hex(), "file_bytes": dst.stat().st_size, "step": int(ck["step"]),
             "test_bpp": 8 * nbytes / size ** 2, "test_psnr": 10 * math.log10(255 ** 2 / mse) if mse else 100.0,
-            "installed": install}
+            "installed": install, "variable_rate": spec.variable_rate}
 
 
 def _lmbda(cfg: dict):

@@ -46,7 +46,7 @@ from codec.training.data import list_images, load_rgb, make_batches
 CHECKPOINT_FORMAT = "codec.training.checkpoint/v1"
 TRAIN_FIELDS = ["step", "epoch", "loss", "bpp", "mse", "psnr", "ms_ssim", "aux", "lr", "grad_norm",
                 "skipped", "it_per_s", "elapsed_s"]
-VAL_FIELDS = ["step", "loss", "bpp", "bpp_est", "psnr", "ms_ssim", "images", "bytes", "seconds"]
+VAL_FIELDS = ["step", "quality", "loss", "bpp", "bpp_est", "psnr", "ms_ssim", "images", "bytes", "seconds"]
 
 
 def log(msg: str, rank: int = 0, quiet: bool = False):
@@ -75,34 +75,59 @@ class RDForward(nn.Module):
         super().__init__()
         self.model, self.amp_dtype = model, amp_dtype
 
-    def forward(self, x):
+    def forward(self, x, quality=None):
         m = self.model
         if self.amp_dtype is None:
-            out = m(x)
+            out = m(x, quality)
             return {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"], "aux": m.aux_loss()}
         with torch.autocast(x.device.type, dtype=self.amp_dtype):
             y = m.g_a(x)
-        lc = m.latent_codec(y.float())
+        lc = m.latent_codec(y.float(), *m._q(quality))
         with torch.autocast(x.device.type, dtype=self.amp_dtype):
             x_hat = m.g_s(lc["y_hat"])
         return {"x_hat": x_hat.float(), "likelihoods": lc["likelihoods"], "aux": m.aux_loss()}
 
 
-def rd_loss(out: dict, x: torch.Tensor, metric: str, lmbda: float) -> dict:
-    """Rate-distortion loss of a batch: ``loss``, ``bpp``, ``mse`` (and ``ms_ssim``)."""
+def rd_loss(out: dict, x: torch.Tensor, metric: str, lmbda) -> dict:
+    """Rate-distortion loss of a batch: ``loss``, ``bpp``, ``mse`` (and ``ms_ssim``), batch means.
+
+    ``lmbda``: a float, or a tensor ``[B]`` with one lambda per batch item (variable rate)."""
     n, _, h, w = x.shape
-    bpp = sum(torch.log(lik).sum() for lik in out["likelihoods"].values()) / (-math.log(2) * n * h * w)
     x_hat = out["x_hat"]
-    mse = F.mse_loss(x_hat, x)
-    res = {"bpp": bpp, "mse": mse}
+    if not torch.is_tensor(lmbda):
+        bpp = sum(torch.log(lik).sum() for lik in out["likelihoods"].values()) / (-math.log(2) * n * h * w)
+        mse = F.mse_loss(x_hat, x)
+        res = {"bpp": bpp, "mse": mse}
+        if metric == "mse":
+            res["loss"] = lmbda * 255 ** 2 * mse + bpp
+        else:
+            from pytorch_msssim import ms_ssim
+
+            res["ms_ssim"] = ms_ssim(x_hat, x, data_range=1.0)
+            res["loss"] = lmbda * (1 - res["ms_ssim"]) + bpp
+        return res
+    bpp_i = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / (-math.log(2) * h * w)
+    mse_i = (x_hat - x).pow(2).flatten(1).mean(1)
+    res = {"bpp": bpp_i.mean(), "mse": mse_i.mean()}
     if metric == "mse":
-        res["loss"] = lmbda * 255 ** 2 * mse + bpp
+        res["loss"] = (lmbda * 255 ** 2 * mse_i + bpp_i).mean()
     else:
         from pytorch_msssim import ms_ssim
 
-        res["ms_ssim"] = ms_ssim(x_hat, x, data_range=1.0)
-        res["loss"] = lmbda * (1 - res["ms_ssim"]) + bpp
+        ssim_i = ms_ssim(x_hat, x, data_range=1.0, size_average=False)
+        res["ms_ssim"] = ssim_i.mean()
+        res["loss"] = (lmbda * (1 - ssim_i) + bpp_i).mean()
     return res
+
+
+def sample_qualities(n: int, lambdas, device):
+    """``n`` random qualities, uniform in ``[1, L]``, and their lambdas (interpolated
+    linearly in log-lambda between the levels, as the gains are)."""
+    lam = torch.log(torch.as_tensor(lambdas, dtype=torch.float32, device=device))
+    q = 1 + (len(lambdas) - 1) * torch.rand(n, device=device)
+    i = torch.clamp(torch.floor(q - 1), max=len(lambdas) - 2).long()
+    f = q - 1 - i.float()
+    return q, torch.exp(lam[i] * (1 - f) + lam[i + 1] * f)
 
 
 def split_parameters(model: nn.Module):
@@ -138,8 +163,13 @@ def train_step(net, x, opt, aux_opt, main_params, aux_params, cfg: Config):
     pass: it reaches only the quantiles (CompressAI stops its gradient to the densities).
     A step whose gradients are not finite is skipped (the same on every process: the
     gradients are all-reduced)."""
-    out = net(x)
-    losses = rd_loss(out, x, cfg.loss.metric, cfg.lmbda)
+    if cfg.variable_rate:
+        quality, lmbda = sample_qualities(x.shape[0], cfg.lambdas, x.device)
+        out = net(x, quality)
+    else:
+        lmbda = cfg.lmbda
+        out = net(x)
+    losses = rd_loss(out, x, cfg.loss.metric, lmbda)
     losses["aux"] = out["aux"]
     total = losses["loss"] + cfg.loss.aux_weight * out["aux"]
     opt.zero_grad(set_to_none=True)
@@ -170,35 +200,53 @@ def validate(model: nn.Module, images: list, cfg: Config, device, rank: int = 0,
     """Real coding of ``images`` (uint8 ``H x W x 3``): a frozen copy of ``model`` compresses
     each image; ``bpp = 8 * bytes / pixels`` from the streams, PSNR (and MS-SSIM for sides
     > 160) on the 8-bit reconstruction; ``bpp_est`` from the likelihoods, for comparison.
-    Under DDP the images are shared out and the sums all-reduced."""
+    Under DDP the images are shared out and the sums all-reduced.
+
+    A variable-rate model is coded at each of its levels: the result holds the means over
+    the levels (``loss``, ``bpp``, ``psnr``...; ``bytes`` summed) and ``per_quality``, one
+    result per level."""
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         m = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
         m.freeze()
-        # count, bpp, bpp_est, psnr, mse, ms_ssim sum, ms_ssim count, bytes
-        sums = torch.zeros(8, dtype=torch.float64)
-        for i in range(rank, len(images), world):
-            ref = torch.from_numpy(images[i]).to(device).permute(2, 0, 1)[None]
-            H, W = ref.shape[-2:]
-            x = pad_to(ref.float() / 255, m.multiple)
-            streams, _ = m.compress(x)
-            nbytes = sum(len(s) for s in streams)
-            x_hat = m.decompress(streams, x.shape[-2], x.shape[-1], device=device)[..., :H, :W]
-            rec = torch.round(x_hat.clamp(0, 1) * 255)
-            mse = float(((rec - ref.float()) ** 2).mean())
-            lik = m(x)["likelihoods"]
-            bits = float(sum(torch.log2(v).sum() for v in lik.values()))
-            sums[0] += 1
-            sums[1] += 8 * nbytes / (H * W)
-            sums[2] += -bits / (H * W)
-            sums[3] += 10 * math.log10(255 ** 2 / mse) if mse > 0 else 100.0
-            sums[4] += mse / 255 ** 2
-            if min(H, W) > 160:
-                from pytorch_msssim import ms_ssim
+        if not cfg.variable_rate:
+            res = _validate_at(m, images, cfg, device, rank, world, None, cfg.lmbda)
+            res["seconds"] = time.perf_counter() - t0
+            return res
+        rows = [{"quality": q, **_validate_at(m, images, cfg, device, rank, world, float(q), lam)}
+                for q, lam in enumerate(cfg.lambdas, start=1)]
+    res = {k: (sum(r[k] for r in rows) / len(rows) if all(r[k] is not None for r in rows) else None)
+           for k in ("loss", "bpp", "bpp_est", "psnr", "mse", "ms_ssim")}
+    res.update(images=rows[0]["images"], bytes=sum(r["bytes"] for r in rows), per_quality=rows,
+               seconds=time.perf_counter() - t0)
+    return res
 
-                sums[5] += float(ms_ssim(rec / 255, ref.float() / 255, data_range=1.0))
-                sums[6] += 1
-            sums[7] += nbytes
+
+def _validate_at(m, images, cfg, device, rank, world, quality, lmbda) -> dict:
+    # count, bpp, bpp_est, psnr, mse, ms_ssim sum, ms_ssim count, bytes
+    sums = torch.zeros(8, dtype=torch.float64)
+    for i in range(rank, len(images), world):
+        ref = torch.from_numpy(images[i]).to(device).permute(2, 0, 1)[None]
+        H, W = ref.shape[-2:]
+        x = pad_to(ref.float() / 255, m.multiple)
+        streams, _ = m.compress(x, quality)
+        nbytes = sum(len(s) for s in streams)
+        x_hat = m.decompress(streams, x.shape[-2], x.shape[-1], device=device, quality=quality)[..., :H, :W]
+        rec = torch.round(x_hat.clamp(0, 1) * 255)
+        mse = float(((rec - ref.float()) ** 2).mean())
+        lik = m(x, quality)["likelihoods"]
+        bits = float(sum(torch.log2(v).sum() for v in lik.values()))
+        sums[0] += 1
+        sums[1] += 8 * nbytes / (H * W)
+        sums[2] += -bits / (H * W)
+        sums[3] += 10 * math.log10(255 ** 2 / mse) if mse > 0 else 100.0
+        sums[4] += mse / 255 ** 2
+        if min(H, W) > 160:
+            from pytorch_msssim import ms_ssim
+
+            sums[5] += float(ms_ssim(rec / 255, ref.float() / 255, data_range=1.0))
+            sums[6] += 1
+        sums[7] += nbytes
     if world > 1:
         t = sums.to(device)
         dist.all_reduce(t)
@@ -208,11 +256,42 @@ def validate(model: nn.Module, images: list, cfg: Config, device, rank: int = 0,
            "psnr": float(sums[3]) / n, "mse": float(sums[4]) / n,
            "ms_ssim": float(sums[5] / sums[6]) if sums[6] > 0 else None}
     if cfg.loss.metric == "mse":
-        res["loss"] = cfg.lmbda * 255 ** 2 * res["mse"] + res["bpp"]
+        res["loss"] = lmbda * 255 ** 2 * res["mse"] + res["bpp"]
     else:
-        res["loss"] = (cfg.lmbda * (1 - res["ms_ssim"]) + res["bpp"]) if res["ms_ssim"] is not None else float("nan")
-    res["seconds"] = time.perf_counter() - t0
+        res["loss"] = (lmbda * (1 - res["ms_ssim"]) + res["bpp"]) if res["ms_ssim"] is not None else float("nan")
     return res
+
+
+def init_weights(model: nn.Module, path) -> tuple[int, int]:
+    """Load the parameters of ``path`` (a training checkpoint or a weights file) that fit
+    ``model``; a fixed-rate model's latent codec maps onto a variable-rate model's inner
+    codec and back.  Returns (tensors loaded, tensors of the model left as they were)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model.init: no such file: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        src = {k: v for k, v in load_file(str(path)).items() if not k.startswith("frozen.")}
+    else:
+        src = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    params = {k for k, _ in model.named_parameters()}
+    mapped = {}
+    for k, v in src.items():
+        for cand in (k, k.replace("latent_codec.", "latent_codec.inner.", 1),
+                     k.replace("latent_codec.inner.", "latent_codec.", 1)):
+            if cand in own:
+                if own[cand].shape == v.shape:
+                    mapped[cand] = v.to(own[cand].dtype)
+                elif cand in params:
+                    raise ValueError(f"model.init: {path}: '{k}' has shape {tuple(v.shape)}, "
+                                     f"the model's has {tuple(own[cand].shape)}")
+                break
+    if not any(k in params for k in mapped):
+        raise ValueError(f"model.init: {path} holds no parameter of this model")
+    model.load_state_dict(mapped, strict=False)
+    return len(mapped), len(own) - len(mapped)
 
 
 # ----------------------------------------------------------------------------- RNG states
@@ -462,6 +541,11 @@ def _train(cfg: Config, d: Dist, resume, stop_at, quiet) -> TrainResult:
     # -- model, optimisers, schedule -----------------------------------------------
     seed_all(cfg.run.seed)  # the same initial weights on every process
     model, arch_kwargs = build_model(cfg.model.name, cfg.model.arch_kwargs)
+    if cfg.variable_rate:
+        model.latent_codec.init_gains(cfg.lambdas, ref=cfg.model.quality)
+    if cfg.model.init is not None and ck is None:
+        n_in, n_kept = init_weights(model, cfg.model.init)
+        log(f"initialised {n_in} tensors from {cfg.model.init} ({n_kept} kept their initialisation)", rank, quiet)
     cuda = device.type == "cuda"
     amp = cfg.run.amp == "bf16" or (cfg.run.amp == "auto" and cuda and torch.cuda.is_bf16_supported())
     channels_last = cfg.run.channels_last == "on" or (cfg.run.channels_last == "auto" and cuda)
@@ -509,8 +593,9 @@ def _train(cfg: Config, d: Dist, resume, stop_at, quiet) -> TrainResult:
                            cfg.data.resident, cfg.data.workers, device)
     logs = Logs(out, start, rank == 0, cfg.run.tensorboard, quiet)
     n_params = sum(p.numel() for p in model.parameters())
+    lam = (f"lambdas {', '.join(f'{v:g}' for v in cfg.lambdas)}" if cfg.variable_rate else f"lambda {cfg.lmbda:g}")
     log(f"training {cfg.model.name} q{cfg.model.quality} {arch_kwargs} ({n_params / 1e6:.2f} M parameters), "
-        f"lambda {cfg.lmbda:g} ({cfg.loss.metric}), {len(files)} images, {len(val_images)} validation images; "
+        f"{lam} ({cfg.loss.metric}), {len(files)} images, {len(val_images)} validation images; "
         f"{d.world} process(es) on {device.type}, batch {cfg.data.batch_size}x{d.world}, crop {cfg.data.crop}, "
         f"bf16 {'on' if amp else 'off'}, channels-last {'on' if channels_last else 'off'}, "
         f"compile {'on' if cfg.run.compile else 'off'}; steps {start}..{end} of {cfg.run.steps} -> {out}",
@@ -603,12 +688,15 @@ def _train(cfg: Config, d: Dist, resume, stop_at, quiet) -> TrainResult:
                     dist.all_gather_object(dig, _param_digest(model))
                     if any(not torch.equal(dig[0], g) for g in dig[1:]):
                         raise RuntimeError(f"step {step}: the processes' parameters differ (out of sync)")
-                logs.row("val", last_val)
+                for row in last_val.get("per_quality", [last_val]):
+                    logs.row("val", {"step": step, **row})
                 if last_val["loss"] < best["loss"]:
                     best, is_best = {"loss": last_val["loss"], "step": step}, True
+                levels = "".join(f"\n  q{r['quality']}: {r['bpp']:.4f} bpp, {r['psnr']:.2f} dB, loss {r['loss']:.4f}"
+                                 for r in last_val.get("per_quality", []))
                 say(f"step {step}: validation {last_val['images']} images, {last_val['bpp']:.4f} bpp "
                     f"(estimated {last_val['bpp_est']:.4f}), {last_val['psnr']:.2f} dB, loss {last_val['loss']:.4f}"
-                    + (" (best)" if is_best else ""))
+                    + (" (best)" if is_best else "") + levels)
             if not d.active and stop.set:
                 stop_now = True
             if is_val or step % cfg.run.ckpt_every == 0 or step == end or stop_now:
