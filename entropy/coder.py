@@ -13,12 +13,17 @@ coder (numpy, ``codec.entropy.rans``) and the GPU coder (Triton,
 when every tensor of the call is on CUDA and Triton works, the CPU coder otherwise;
 ``backend="numpy"`` or ``"triton"`` forces one, and so does the environment variable
 ``CODEC_RANS_BACKEND`` (``numpy``, ``triton`` or ``auto``) when ``backend`` is None.
+The automatic choice trusts the GPU coder on a device only after a self-check there
+(:func:`gpu_coder_ok`, once per device and process): it must write the CPU coder's
+bytes for a small case drawn from the call's own tables and decode them; otherwise a
+warning says so and the CPU coder serves.
 Forcing ``"triton"`` on CPU tensors runs the kernels in Triton's interpreter, which
 needs ``TRITON_INTERPRET=1`` set before Triton is imported (tests only: it is slow).
 """
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -30,6 +35,7 @@ from .tables import TOTAL, CDFTables
 BACKEND_ENV = "CODEC_RANS_BACKEND"
 _triton_coder = None  # the module once imported; False when Triton is unusable
 _triton_error: Exception | None = None
+_gpu_checked: dict = {}  # device -> whether the GPU coder passed its self-check there
 
 
 def _shape(t) -> tuple:
@@ -51,7 +57,38 @@ def _load_triton(required: bool):
     return _triton_coder or None
 
 
-def _backend(tensors, backend) -> str:
+def gpu_coder_ok(device, tables: CDFTables) -> bool:
+    """Whether the Triton coder may serve the automatic choice on ``device``: on its first
+    call per device it encodes 4096 symbols drawn from ``tables`` (1% of them escapes)
+    with both coders and must get the same bytes, then decode them exactly.  A failure
+    warns once (``RuntimeWarning``) and the CPU coder serves from then on."""
+    key = str(torch.device(device))
+    if key not in _gpu_checked:
+        why = ""
+        try:
+            mod = _load_triton(required=False)
+            if mod is None:
+                raise RuntimeError(f"Triton is not usable: {_triton_error!r}")
+            g = torch.Generator().manual_seed(20261123)
+            idx = torch.randint(0, tables.num_rows, (4096,), generator=g, dtype=torch.int32)
+            sym = sample_symbols(tables, idx, seed=20261123)
+            sym[::101] += 70000  # escapes
+            want = rans.encode_many([(sym, idx)], tables)[0]
+            got = mod.encode_many_gpu([(sym.to(key), idx.to(key))], tables)[0]
+            if got != want:
+                why = "its stream differs from the CPU coder's"
+            elif not torch.equal(mod.decode_many_gpu([want], [idx.to(key)], tables)[0].cpu().reshape(-1), sym):
+                why = "it decodes the CPU coder's stream wrongly"
+        except Exception as exc:  # noqa: BLE001 - any failure means: do not use it
+            why = f"{exc.__class__.__name__}: {exc}"
+        _gpu_checked[key] = not why
+        if why:
+            warnings.warn(f"the GPU rANS coder failed its self-check on {key} ({why}); the CPU coder is used "
+                          "instead (same streams, slower)", RuntimeWarning, stacklevel=4)
+    return _gpu_checked[key]
+
+
+def _backend(tensors, backend, tables: CDFTables | None = None) -> str:
     """``"numpy"`` or ``"triton"`` for a call on ``tensors`` (see the module docstring)."""
     choice = backend if backend is not None else os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
     if choice not in ("auto", "numpy", "triton"):
@@ -63,7 +100,8 @@ def _backend(tensors, backend) -> str:
         return "triton"
     on_cuda = bool(tensors) and all(isinstance(t, torch.Tensor) and t.is_cuda for t in tensors)
     if on_cuda and len({t.device for t in tensors}) == 1 and _load_triton(required=False) is not None:
-        return "triton"
+        if tables is None or gpu_coder_ok(tensors[0].device, tables):
+            return "triton"
     return "numpy"
 
 
@@ -86,7 +124,7 @@ def decode(data: bytes, table_index, tables: CDFTables, device=None, backend: st
 def encode_batch(items: Sequence[tuple], tables: CDFTables, backend: str | None = None) -> list[bytes]:
     """Encode many ``(symbols, table_index)`` pairs at once; one stream each."""
     items = list(items)
-    if _backend([t for pair in items for t in pair], backend) == "triton":
+    if _backend([t for pair in items for t in pair], backend, tables) == "triton":
         return _triton_coder.encode_many_gpu(items, tables)
     return rans.encode_many(items, tables)
 
@@ -97,7 +135,7 @@ def decode_batch(streams: Sequence[bytes], table_indexes: Sequence, tables: CDFT
     if len(streams) != len(table_indexes):
         raise ValueError("one table_index per stream is needed")
     table_indexes = list(table_indexes)
-    if _backend(table_indexes, backend) == "triton":
+    if _backend(table_indexes, backend, tables) == "triton":
         flat = _triton_coder.decode_many_gpu(list(streams), table_indexes, tables)
     else:
         flat = [torch.from_numpy(v) for v in rans.decode_many(list(streams), table_indexes, tables)]

@@ -17,7 +17,10 @@ Every codec has ``forward(y) -> {"y_hat", "likelihoods"}`` (training, noisy or
 rounded latents), ``compress(y) -> (streams, y_hat)`` and
 ``decompress(streams, y_shape) -> y_hat``; ``freeze()`` builds its coding state (CDF
 tables, integer networks) and ``frozen_state()/load_frozen()`` store it with the weights.
-Shapes: ``y`` is ``[1, C, h, w]`` float; streams are ``bytes``.
+Shapes: ``y`` is ``[1, C, h, w]`` float; streams are ``bytes``.  Symbols and table
+indexes stay on the device of ``y``: the entropy coder runs on the GPU for CUDA tensors
+(after its self-check, see :mod:`codec.entropy.coder`) and on the CPU otherwise, and
+writes the same bytes either way.
 """
 from __future__ import annotations
 
@@ -71,11 +74,11 @@ class FactorizedLatentCodec(nn.Module):
     # -- coding -------------------------------------------------------------------------
     def compress(self, y):
         sym = torch.round(y).to(torch.int32)
-        data = entropy.encode(sym, self._index(sym.shape, "cpu"), self._tables())
+        data = entropy.encode(sym, self._index(sym.shape, sym.device), self._tables())
         return [data], sym.to(y.dtype)
 
     def decompress(self, streams, shape, device="cpu"):
-        sym = entropy.decode(streams[0], self._index(shape, "cpu"), self._tables())
+        sym = entropy.decode(streams[0], self._index(shape, device), self._tables())
         return sym.to(device=device, dtype=torch.float32)
 
 
@@ -160,7 +163,7 @@ class HyperpriorLatentCodec(nn.Module):
         else:
             y_sym = torch.round(y).to(torch.int32)
             y_hat = y_sym.float()
-        data = entropy.encode(y_sym, levels.cpu(), self.tables)
+        data = entropy.encode(y_sym, levels, self.tables)
         return z_streams + [data], y_hat
 
     def decompress(self, streams, y_shape, device="cpu"):
@@ -172,7 +175,7 @@ class HyperpriorLatentCodec(nn.Module):
         levels, means = self.index_path(z_sym)
         if tuple(levels.shape) != tuple(y_shape):
             raise ValueError(f"hyper-synthesis gives {tuple(levels.shape)}, expected {tuple(y_shape)}")
-        y_sym = entropy.decode(streams[1], levels.cpu(), self.tables).to(device)
+        y_sym = entropy.decode(streams[1], levels, self.tables).to(device)
         if means is not None:
             return (y_sym.double() + means).float()
         return y_sym.float()

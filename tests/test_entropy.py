@@ -1,5 +1,6 @@
 """Entropy stage: tables, exact round trips, efficiency, and bad input."""
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -291,3 +292,40 @@ def test_user_errors(gauss):
         E.encode(torch.zeros(5, dtype=torch.int64), torch.full((5,), 64), gauss)
     with pytest.raises(ValueError):
         E.encode(torch.full((5,), 2**40), torch.zeros(5, dtype=torch.int64), gauss)
+
+
+def test_gpu_coder_self_check_falls_back_with_a_warning(gauss, monkeypatch):
+    """The automatic choice uses the GPU coder on a device only if it writes the CPU coder's
+    bytes there; a coder that does not (here a fake one) is refused once, with a warning."""
+    from codec.entropy import coder
+
+    class Wrong:
+        @staticmethod
+        def encode_many_gpu(items, tables):
+            return [b"\0" + d[1:] for d in rans.encode_many([(s.cpu(), i.cpu()) for s, i in items], tables)]
+
+        @staticmethod
+        def decode_many_gpu(streams, indexes, tables):
+            raise AssertionError("not reached")
+
+    class Right(Wrong):
+        @staticmethod
+        def encode_many_gpu(items, tables):
+            return rans.encode_many([(s.cpu(), i.cpu()) for s, i in items], tables)
+
+        @staticmethod
+        def decode_many_gpu(streams, indexes, tables):
+            return [torch.from_numpy(v) for v in rans.decode_many(streams, [i.cpu() for i in indexes], tables)]
+
+    monkeypatch.setattr(coder, "_gpu_checked", {})
+    monkeypatch.setattr(coder, "_load_triton", lambda required: Wrong)
+    with pytest.warns(RuntimeWarning, match="failed its self-check on cpu .*differs"):
+        assert coder.gpu_coder_ok("cpu", gauss) is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # decided once: no second warning, no second check
+        assert coder.gpu_coder_ok("cpu", gauss) is False
+    monkeypatch.setattr(coder, "_gpu_checked", {})
+    monkeypatch.setattr(coder, "_load_triton", lambda required: Right)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert coder.gpu_coder_ok("cpu", gauss) is True

@@ -245,6 +245,34 @@ def case_empty_and_single(device):
     assert _gpu().encode_many_gpu([], g) == [] and _gpu().decode_many_gpu([], [], g) == []
 
 
+def case_image_codec(device):
+    """The image codec's streams do not depend on the coder: mean-scale-small on a 64x128
+    picture, encoded and decoded by the numpy coder and by the Triton coder (forced on CPU
+    tensors in the interpreter; chosen automatically, after its self-check, on CUDA)."""
+    from codec.entropy import coder
+    from codec.models import registry
+    from pictures import smooth_image
+
+    m = registry.load_model("mean-scale-small", 4, device=device)
+    x = torch.from_numpy(smooth_image(64, 128, 5)).permute(2, 0, 1)[None].float().div(255).to(device)
+    old = os.environ.get(coder.BACKEND_ENV)
+    try:
+        os.environ[coder.BACKEND_ENV] = "numpy"
+        s_np, y_np = m.compress(x)
+        x_np = m.decompress(s_np, 64, 128, device=device)
+        os.environ[coder.BACKEND_ENV] = "triton" if device == "cpu" else "auto"
+        s_gpu, y_gpu = m.compress(x)
+        x_gpu = m.decompress(s_np, 64, 128, device=device)
+    finally:
+        if old is None:
+            os.environ.pop(coder.BACKEND_ENV, None)
+        else:
+            os.environ[coder.BACKEND_ENV] = old
+    assert s_gpu == s_np and torch.equal(y_gpu, y_np) and torch.equal(x_gpu, x_np)
+    if device != "cpu":
+        assert coder._gpu_checked.get(str(torch.device(device))) is True  # the automatic choice was the GPU
+
+
 CASES = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 
@@ -364,6 +392,9 @@ def test_cuda_automatic_dispatch(monkeypatch):
         raise AssertionError("the numpy coder ran on CUDA tensors")
 
     monkeypatch.delenv("CODEC_RANS_BACKEND", raising=False)
+    from codec.entropy import coder
+
+    assert coder.gpu_coder_ok(s.device, tables)  # the self-check (it runs the numpy coder) passes first
     monkeypatch.setattr(rans, "encode_many", no_numpy)
     monkeypatch.setattr(rans, "decode_many", no_numpy)
     assert E.encode(s, i, tables) == data
