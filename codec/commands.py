@@ -127,7 +127,8 @@ def _warn_untrained(model_name, quality, device):
         warnings.simplefilter("ignore", codec.UntrainedModelWarning)
         m = codec.load_model(name, q, device)
     if not m.trained:
-        print(f"codec: warning: model '{m.name}' has no trained weights "
+        what = f"model '{m.name}'" + ("" if m.variable_rate else f" quality {q}")
+        print(f"codec: warning: {what} has no trained weights "
               "(random initialisation): its output is not meaningful", file=sys.stderr)
     return m, q
 

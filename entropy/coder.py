@@ -15,8 +15,9 @@ when every tensor of the call is on CUDA and Triton works, the CPU coder otherwi
 ``CODEC_RANS_BACKEND`` (``numpy``, ``triton`` or ``auto``) when ``backend`` is None.
 The automatic choice trusts the GPU coder on a device only after a self-check there
 (:func:`gpu_coder_ok`, once per device and process): it must write the CPU coder's
-bytes for a small case drawn from the call's own tables and decode them; otherwise a
-warning says so and the CPU coder serves.
+bytes for a small case drawn from the tables of the first call on that device and
+decode them; otherwise a warning says so and the CPU coder serves for the rest of the
+process (a failure is not retried: a kernel that failed once is not trusted).
 Forcing ``"triton"`` on CPU tensors runs the kernels in Triton's interpreter, which
 needs ``TRITON_INTERPRET=1`` set before Triton is imported (tests only: it is slow).
 """
@@ -58,7 +59,7 @@ def _load_triton(required: bool):
 
 
 def gpu_coder_ok(device, tables: CDFTables) -> bool:
-    """Whether the Triton coder may serve the automatic choice on ``device``: on its first
+    """Whether the Triton coder may serve the automatic choice on ``device``: on the first
     call per device it encodes 4096 symbols drawn from ``tables`` (1% of them escapes)
     with both coders and must get the same bytes, then decode them exactly.  A failure
     warns once (``RuntimeWarning``) and the CPU coder serves from then on."""

@@ -15,9 +15,11 @@ Composable pieces (after CompressAI's ``latent_codecs``):
 
 Every codec has ``forward(y) -> {"y_hat", "likelihoods"}`` (training, noisy or
 rounded latents), ``compress(y) -> (streams, y_hat)`` and
-``decompress(streams, y_shape) -> y_hat``; ``freeze()`` builds its coding state (CDF
+``decompress(streams, y_shape) -> y_hat`` (:class:`GainLatentCodec` takes a quality
+after ``y`` / ``y_shape`` in each); ``freeze()`` builds its coding state (CDF
 tables, integer networks) and ``frozen_state()/load_frozen()`` store it with the weights.
-Shapes: ``y`` is ``[1, C, h, w]`` float; streams are ``bytes``.  Symbols and table
+Shapes: ``y`` is ``[B, C, h, w]`` float in training, ``[1, C, h, w]`` for coding; streams
+are ``bytes``.  Symbols and table
 indexes stay on the device of ``y``: the entropy coder runs on the GPU for CUDA tensors
 (after its self-check, see :mod:`codec.entropy.coder`) and on the CPU otherwise, and
 writes the same bytes either way.

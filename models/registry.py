@@ -4,13 +4,14 @@ Weights ship inside the package (``models/weights/NAME-qQ.safetensors`` for a mo
 with a fixed rate per set of weights, ``models/weights/NAME.safetensors`` for a
 variable-rate model whose one set of weights covers every quality; safetensors only,
 never pickle).  A model without shipped weights loads randomly initialised
-(seeded by name and quality, so encoder and decoder agree) and says so:
+(seeded by name, and quality for a fixed-rate model, so encoder and decoder agree) and says so:
 ``model.trained`` is False.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import zlib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -46,6 +47,8 @@ class ModelSpec:
             q = float(quality)
         except (TypeError, ValueError):
             raise ValueError(f"quality must be a number, not {quality!r}") from None
+        if not math.isfinite(q):
+            raise ValueError(f"quality must be a finite number, not {quality!r}")
         if self.variable_rate:
             if not lo <= q <= hi:
                 raise ValueError(f"model '{self.name}' takes a quality from {lo} to {hi} "

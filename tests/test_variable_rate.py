@@ -181,7 +181,9 @@ def test_train_from_a_fixed_rate_model_validate_every_level_and_export(images, t
     assert [r["bpp"] for r in per] == sorted(r["bpp"] for r in per)  # more bits at every higher level
     assert res.val["loss"] == pytest.approx(sum(r["loss"] for r in per) / 8)
     rows = (tmp_path / "run" / "val.csv").read_text().splitlines()
-    assert rows[0].startswith("step,quality,") and [r.split(",")[1] for r in rows[1:]] == [str(q) for q in range(1, 9)]
+    assert rows[0].startswith("step,quality,")
+    assert [r.split(",")[1] for r in rows[1:]] == ["mean"] + [str(q) for q in range(1, 9)]
+    assert all(r.split(",")[0] == "4" for r in rows[1:])
     resolved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert resolved["loss"]["lambdas"] == list(LAMBDAS) and resolved["loss"]["lmbda"] is None
 

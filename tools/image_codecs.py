@@ -431,8 +431,9 @@ class AV1Intra(_PyAVCodec):
 
 # --------------------------------------------------------------------------- ours
 def _int_or_float(text: str):
-    """``"4"`` -> 4, ``"2.5"`` -> 2.5 (qualities of fixed- and variable-rate models)."""
-    v = float(text)
+    """``"4"`` -> 4, ``"2.5"`` -> 2.5 (qualities of fixed- and variable-rate models; rounded
+    to 0.01 as the codec takes them, so that results name the quality that was coded)."""
+    v = round(float(text), 2)
     return int(v) if v.is_integer() else v
 
 

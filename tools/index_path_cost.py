@@ -32,14 +32,21 @@ def _psnr(a, b):
 
 
 @torch.no_grad()
-def measure(model, rgb: np.ndarray) -> dict:
+def measure(model, rgb: np.ndarray, quality=None) -> dict:
+    """``quality``: for a variable-rate model (its gains scale the latent around the same
+    hyperprior latent codec)."""
     lc = model.latent_codec
     H, W = rgb.shape[:2]
     x = _pad(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255, model.multiple)
-    streams, y_hat = model.compress(x)
+    streams, y_hat = model.compress(x, quality)
     rec_int = to_8bit(model.synthesize(y_hat)[0, :, :H, :W])
     # float path, same z
     y = model.g_a(x)
+    gain = inv_gain = 1.0
+    if model.variable_rate:
+        gain, inv_gain = lc.gains(quality, 1, y.device)
+        lc = lc.inner
+        y = y * gain
     z = lc.h_a(torch.abs(y) if lc.abs_input else y)
     z_sym = torch.round(z)
     scales, means = lc._params(z_sym)
@@ -51,7 +58,7 @@ def measure(model, rgb: np.ndarray) -> dict:
         y_sym = torch.round(y).to(torch.int32)
         y_hat_f = y_sym.float()
     y_bytes = len(entropy.encode(y_sym, levels, lc.tables))
-    rec_float = to_8bit(model.synthesize(y_hat_f)[0, :, :H, :W])
+    rec_float = to_8bit(model.synthesize(y_hat_f * inv_gain)[0, :, :H, :W])
     int_bytes = sum(len(s) for s in streams)
     float_bytes = len(streams[0]) + y_bytes
     return dict(pixels=H * W, int_bytes=int_bytes, float_bytes=float_bytes,
@@ -63,17 +70,19 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="+")
-    ap.add_argument("--model", default="mean-scale", help="a hyperprior model (hyperprior or mean-scale)")
-    ap.add_argument("--quality", type=int, default=None)
+    ap.add_argument("--model", default="mean-scale", help="a hyperprior model (hyperprior, mean-scale, "
+                    "mean-scale-small, mean-scale-vr)")
+    ap.add_argument("--quality", type=float, default=None)
     args = ap.parse_args(argv)
-    m = codec.load_model(args.model, args.quality, device="cpu")
-    if not hasattr(m.latent_codec, "index_path"):
+    name, q = codec.api.resolve(args.model, args.quality)
+    m = codec.load_model(name, q, device="cpu")
+    if not hasattr(getattr(m.latent_codec, "inner", m.latent_codec), "index_path"):
         print("codec: error: the model has no hyperprior index path", file=sys.stderr)
         return 2
     rows = []
     for path in args.images:
         rgb, _ = to_uint8(read_image_file(path))
-        r = measure(m, rgb)
+        r = measure(m, rgb, q if m.variable_rate else None)
         rows.append(r)
         print(f"{path}: integer {r['int_bytes']} B, float {r['float_bytes']} B "
               f"({100 * (r['int_bytes'] / r['float_bytes'] - 1):+.3f}%), "
@@ -81,7 +90,7 @@ def main(argv=None) -> int:
     ib = sum(r["int_bytes"] for r in rows)
     fb = sum(r["float_bytes"] for r in rows)
     px = sum(r["pixels"] for r in rows)
-    print(f"\n{m.name} q{m.quality}{'' if m.trained else ' [UNTRAINED]'} over {len(rows)} images: "
+    print(f"\n{m.name} q{q:g}{'' if m.trained else ' [UNTRAINED]'} over {len(rows)} images: "
           f"integer {8 * ib / px:.4f} bpp, float {8 * fb / px:.4f} bpp, rate cost {100 * (ib / fb - 1):+.3f}%, "
           f"mean PSNR {np.mean([r['psnr_int'] for r in rows]):.3f} vs {np.mean([r['psnr_float'] for r in rows]):.3f} dB")
     return 0

@@ -114,7 +114,8 @@ def register_export(sub) -> None:
     p.add_argument("--quality", type=int, help="quality to register it as (default: the config's; not for "
                    "variable-rate models)")
     p.add_argument("--install", action="store_true",
-                   help="write into the package's weights folder under the stable name NAME-qQ")
+                   help="write into the package's weights folder under the stable name NAME-qQ (NAME for a "
+                        "variable-rate model)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
     p.set_defaults(func=run_export)
 

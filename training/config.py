@@ -38,7 +38,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 @dataclass
 class ModelConfig:
     name: str = "mean-scale"  # a name of codec.models.registry.MODELS
-    quality: int = 4  # 1..8: the lambda (when loss.lmbda is null) and the exported file name
+    quality: int = 4  # 1..8: the lambda (when loss.lmbda is null) and the exported file name; for a
+    # variable-rate model, the level whose gains start at 1 (the others at sqrt(lambda ratio))
     arch_kwargs: dict = field(default_factory=dict)  # overrides of the registry spec's kwargs (N, M)
     init: typing.Optional[str] = None  # start from these weights: a training checkpoint (.pt, its "model")
     # or a weights file (.safetensors); parameters it lacks (e.g. the gains of a variable-rate
@@ -170,12 +171,15 @@ class Config:
                 raise ValueError(f"model.arch_kwargs.{k}: must be a positive integer, got {v!r}")
         _choice("loss.metric", lo.metric, LAMBDAS)
         if spec.variable_rate:
-            levels = m.arch_kwargs.get("levels", spec.kwargs.get("levels"))
+            levels = spec.kwargs["levels"]
+            if m.arch_kwargs.get("levels", levels) != levels:
+                raise ValueError(f"model.arch_kwargs.levels: model '{m.name}' has {levels} levels "
+                                 "(a stream's quality range is part of the model's name)")
             if lo.lmbda is not None:
                 raise ValueError(f"loss.lmbda: model '{m.name}' has variable rate: give loss.lambdas "
                                  "(one per level) or leave both null")
             lam = self.lambdas
-            if len(lam) != levels or not all(v > 0 for v in lam) or list(lam) != sorted(lam):
+            if len(lam) != levels or not all(v > 0 for v in lam) or any(a >= b for a, b in zip(lam, lam[1:])):
                 raise ValueError(f"loss.lambdas: model '{m.name}' needs {levels} positive, increasing lambdas, "
                                  f"got {list(lam)}")
         elif lo.lambdas is not None:

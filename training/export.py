@@ -34,7 +34,7 @@ def test_image(size: int) -> torch.Tensor:
     return torch.round(img.clamp(0, 1)[None] * 255) / 255
 
 
-def export(checkpoint, output=None, half: bool = False, quality: int | None = None, install: bool = False,
+def export(checkpoint, output=None, half: bool = False, quality=None, install: bool = False,
            force: bool = False) -> dict:
     """Write the frozen model of ``checkpoint`` (a file or a run folder: its best.pt, else last.pt).
 

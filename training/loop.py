@@ -203,8 +203,9 @@ def validate(model: nn.Module, images: list, cfg: Config, device, rank: int = 0,
     Under DDP the images are shared out and the sums all-reduced.
 
     A variable-rate model is coded at each of its levels: the result holds the means over
-    the levels (``loss``, ``bpp``, ``psnr``...; ``bytes`` summed) and ``per_quality``, one
-    result per level."""
+    the levels (``quality = "mean"``; ``loss``, ``bpp``, ``psnr``...; ``bytes`` summed) and
+    ``per_quality``, one result per level (``val.csv`` gets the mean row, then one row per
+    level)."""
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         m = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
@@ -213,11 +214,11 @@ def validate(model: nn.Module, images: list, cfg: Config, device, rank: int = 0,
             res = _validate_at(m, images, cfg, device, rank, world, None, cfg.lmbda)
             res["seconds"] = time.perf_counter() - t0
             return res
-        rows = [{"quality": q, **_validate_at(m, images, cfg, device, rank, world, float(q), lam)}
+        rows = [{"step": None, "quality": q, **_validate_at(m, images, cfg, device, rank, world, float(q), lam)}
                 for q, lam in enumerate(cfg.lambdas, start=1)]
     res = {k: (sum(r[k] for r in rows) / len(rows) if all(r[k] is not None for r in rows) else None)
            for k in ("loss", "bpp", "bpp_est", "psnr", "mse", "ms_ssim")}
-    res.update(images=rows[0]["images"], bytes=sum(r["bytes"] for r in rows), per_quality=rows,
+    res.update(quality="mean", images=rows[0]["images"], bytes=sum(r["bytes"] for r in rows), per_quality=rows,
                seconds=time.perf_counter() - t0)
     return res
 
@@ -379,7 +380,8 @@ class Logs:
             except ImportError:
                 log("note: the tensorboard package is not installed; logging to CSV only", quiet=quiet)
 
-    def row(self, name: str, values: dict):
+    def row(self, name: str, values: dict, tag: str | None = None):
+        """A CSV row of file ``name`` (and TensorBoard scalars under ``tag``, default ``name``)."""
         if not self.enabled:
             return
         f, w = self.files[name]
@@ -388,7 +390,7 @@ class Logs:
         if self.tb is not None:
             for k, v in values.items():
                 if k != "step" and isinstance(v, (int, float)) and v is not None:
-                    self.tb.add_scalar(f"{name}/{k}", v, values["step"])
+                    self.tb.add_scalar(f"{tag or name}/{k}", v, values["step"])
 
     def close(self):
         if not self.enabled:
@@ -688,8 +690,11 @@ def _train(cfg: Config, d: Dist, resume, stop_at, quiet) -> TrainResult:
                     dist.all_gather_object(dig, _param_digest(model))
                     if any(not torch.equal(dig[0], g) for g in dig[1:]):
                         raise RuntimeError(f"step {step}: the processes' parameters differ (out of sync)")
-                for row in last_val.get("per_quality", [last_val]):
-                    logs.row("val", {"step": step, **row})
+                for row in last_val.get("per_quality", []):
+                    row["step"] = step
+                logs.row("val", last_val)
+                for row in last_val.get("per_quality", []):
+                    logs.row("val", row, tag=f"val/q{row['quality']}")
                 if last_val["loss"] < best["loss"]:
                     best, is_best = {"loss": last_val["loss"], "step": step}, True
                 levels = "".join(f"\n  q{r['quality']}: {r['bpp']:.4f} bpp, {r['psnr']:.2f} dB, loss {r['loss']:.4f}"
