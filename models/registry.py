@@ -84,7 +84,7 @@ MODELS: dict[str, ModelSpec] = {
                               "weights, continuous quality 1..8"),
     ]
 }
-DEFAULT_MODEL = "mean-scale-small"  # the best model with shipped weights
+DEFAULT_MODEL = "mean-scale-vr"  # the best model with shipped weights
 
 
 class UnknownModelError(KeyError):
