@@ -183,6 +183,16 @@ class HyperpriorLatentCodec(nn.Module):
         return y_sym.float()
 
 
+def interpolate_levels(table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """Rows of ``table`` (``[L, ...]``, one per level) at qualities ``quality`` (``[B]``, in
+    ``[1, L]``): linear between the two neighbouring levels, exact at whole qualities.
+    Gains (and training lambdas) use it on their logarithms."""
+    t = quality - 1
+    i = torch.clamp(torch.floor(t), max=table.shape[0] - 2).long()
+    f = (t - i.to(t.dtype)).reshape(-1, *([1] * (table.dim() - 1)))
+    return table[i] * (1 - f) + table[i + 1] * f
+
+
 class GainLatentCodec(nn.Module):
     """Variable rate by gain units (Cui et al., "Asymmetric gained deep image compression
     with continuous rate adaptation", CVPR 2021) around an inner latent codec.
@@ -218,18 +228,17 @@ class GainLatentCodec(nn.Module):
 
     def gains(self, quality, batch: int, device):
         """(gain, inverse gain), each ``[B, C, 1, 1]``, for ``quality`` in ``[1, levels]``."""
+        if not torch.is_tensor(quality) and not 1 <= float(quality) <= self.levels:
+            raise ValueError(f"quality must lie in [1, {self.levels}], not {quality}")
+        # (a tensor of qualities comes from training's sampler, in range by construction: no
+        # range check there, it would synchronise the GPU at every step)
         q = torch.as_tensor(quality, dtype=torch.float32, device=device).reshape(-1)
         if q.numel() == 1:
             q = q.expand(batch)
         if q.numel() != batch:
             raise ValueError(f"{q.numel()} qualities for a batch of {batch}")
-        if not bool(((q >= 1) & (q <= self.levels)).all()):
-            raise ValueError(f"quality must lie in [1, {self.levels}]")
-        t = q - 1
-        i = torch.clamp(torch.floor(t), max=self.levels - 2).long()
-        f = (t - i.float())[:, None]
-        lg = self.log_gain[i] * (1 - f) + self.log_gain[i + 1] * f
-        lig = self.log_inv_gain[i] * (1 - f) + self.log_inv_gain[i + 1] * f
+        lg = interpolate_levels(self.log_gain, q)
+        lig = interpolate_levels(self.log_inv_gain, q)
         return torch.exp(lg)[..., None, None], torch.exp(lig)[..., None, None]
 
     def forward(self, y, quality):

@@ -126,11 +126,19 @@ def test_api_stores_fractional_quality_and_decodes(tmp_path, capsys):
 def test_per_item_lambdas_in_the_loss():
     torch.manual_seed(0)
     q, lam = sample_qualities(1000, LAMBDAS, "cpu")
-    assert float(q.min()) >= 1 and float(q.max()) <= 8
+    assert float(q.min()) >= 1 and float(q.max()) <= 8 and float(q.std()) > 1.5  # spread over the range
+    # each drawn lambda lies between its two levels' lambdas, at the log-linear position
     k = torch.floor(q - 1).clamp(max=6).long()
-    f = q - 1 - k
-    want = torch.exp(torch.log(torch.tensor(LAMBDAS))[k] * (1 - f) + torch.log(torch.tensor(LAMBDAS))[k + 1] * f)
-    torch.testing.assert_close(lam, want)
+    lo, hi = torch.tensor(LAMBDAS)[k], torch.tensor(LAMBDAS)[k + 1]
+    assert bool(((lam >= lo * 0.9999) & (lam <= hi * 1.0001)).all())
+    torch.testing.assert_close(torch.log(lam / lo) / torch.log(hi / lo), q - 1 - k)
+    # whole qualities give the levels' lambdas, a midpoint their geometric mean
+    from codec.models.latent_codecs import interpolate_levels
+
+    log_lam = torch.log(torch.tensor(LAMBDAS))
+    at = torch.exp(interpolate_levels(log_lam, torch.tensor([1.0, 4.0, 8.0, 2.5])))
+    torch.testing.assert_close(at, torch.tensor([LAMBDAS[0], LAMBDAS[3], LAMBDAS[7],
+                                                 math.sqrt(LAMBDAS[1] * LAMBDAS[2])]))
     # a tensor of equal lambdas gives the float loss
     x = torch.rand(3, 3, 16, 16)
     out = {"x_hat": x + 0.01, "likelihoods": {"y": torch.rand(3, 4, 2, 2).clamp(0.1)}}

@@ -123,11 +123,11 @@ def rd_loss(out: dict, x: torch.Tensor, metric: str, lmbda) -> dict:
 def sample_qualities(n: int, lambdas, device):
     """``n`` random qualities, uniform in ``[1, L]``, and their lambdas (interpolated
     linearly in log-lambda between the levels, as the gains are)."""
-    lam = torch.log(torch.as_tensor(lambdas, dtype=torch.float32, device=device))
+    from codec.models.latent_codecs import interpolate_levels
+
+    log_lam = torch.log(torch.as_tensor(lambdas, dtype=torch.float32, device=device))
     q = 1 + (len(lambdas) - 1) * torch.rand(n, device=device)
-    i = torch.clamp(torch.floor(q - 1), max=len(lambdas) - 2).long()
-    f = q - 1 - i.float()
-    return q, torch.exp(lam[i] * (1 - f) + lam[i + 1] * f)
+    return q, torch.exp(interpolate_levels(log_lam, q))
 
 
 def split_parameters(model: nn.Module):
@@ -214,7 +214,7 @@ def validate(model: nn.Module, images: list, cfg: Config, device, rank: int = 0,
             res = _validate_at(m, images, cfg, device, rank, world, None, cfg.lmbda)
             res["seconds"] = time.perf_counter() - t0
             return res
-        rows = [{"step": None, "quality": q, **_validate_at(m, images, cfg, device, rank, world, float(q), lam)}
+        rows = [{"quality": q, **_validate_at(m, images, cfg, device, rank, world, float(q), lam)}
                 for q, lam in enumerate(cfg.lambdas, start=1)]
     res = {k: (sum(r[k] for r in rows) / len(rows) if all(r[k] is not None for r in rows) else None)
            for k in ("loss", "bpp", "bpp_est", "psnr", "mse", "ms_ssim")}
