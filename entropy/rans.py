@@ -1,8 +1,10 @@
 """Lane-interleaved rANS, CPU reference coder in numpy.
 
-The byte format is specified in ``entropy/FORMAT.md``; this module follows it
-step by step and is the reference every other coder (the Triton GPU coder) must
-match byte for byte.  Names below follow the spec: ``L`` lanes per segment, ``T``
+The byte format is specified in ``entropy/FORMAT.md`` and its host-side parts
+(header, layout rule, escape section, CRCs, packing, parsing and validation) are
+implemented once, in ``codec.entropy.format``, for both coders; this module runs the
+lane loops step by step and is the reference every other coder (the Triton GPU coder)
+must match byte for byte.  Names below follow the spec: ``L`` lanes per segment, ``T``
 steps per segment, ``S`` segments, ``N`` symbols.
 
 The state of one lane is an integer in ``[2**16, 2**32)``; it is carried in numpy
@@ -12,120 +14,29 @@ unchanged and emits or reads nothing, so every lane runs the same number of step
 """
 from __future__ import annotations
 
-import struct
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from .tables import COST_ONE, PRECISION, TOTAL, CDFTables
-
-MAGIC = b"rANS"
-VERSION = 1
-STATE_LOW = 1 << 16  # initial encoder state = final decoder state
-WORD_MASK = 0xFFFF
-LANE_QUANTUM = 32
-MAX_LANES_PER_SEGMENT = 1024
-#: The encoder keeps the final-state bytes near this fraction of the estimated payload.
-STATE_BUDGET = 0.01
-MAX_ESCAPE_BYTES = 5  # one escaped value takes at most 5 varint bytes (codes < 2**35)
-
-HEADER = struct.Struct("<4sBBHIIQ8sIII")  # up to, not including, the header CRC
-HEADER_SIZE = HEADER.size + 4  # 48
-DIR_ENTRY = struct.Struct("<II")
-
-
-class StreamError(ValueError):
-    """A stream cannot be decoded."""
-
-
-class CorruptStreamError(StreamError):
-    """The bytes are not a valid stream (truncated, flipped bits, bad header, ...)."""
-
-
-class TableMismatchError(StreamError):
-    """The stream was coded with other tables than the ones given to the decoder."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Symbol ``n`` sits in segment ``n // (T*L)``, step ``(n // L) % T``, lane ``n % L``."""
-
-    lanes: int  # L, lanes per segment
-    steps: int  # T
-    segments: int  # S
-
-    @staticmethod
-    def canonical_segments(n: int, lanes: int, steps: int) -> int:
-        return 0 if n == 0 else -(-n // (steps * lanes))
-
-    def check(self, n: int) -> None:
-        """Raise CorruptStreamError unless this layout is valid for ``n`` symbols (FORMAT.md, 'Layout')."""
-        L, T, S = self.lanes, self.steps, self.segments
-        if L % LANE_QUANTUM or not LANE_QUANTUM <= L <= MAX_LANES_PER_SEGMENT:
-            raise CorruptStreamError(f"invalid lane count {L}")
-        if n == 0:
-            if T or S:
-                raise CorruptStreamError("an empty stream has no steps or segments")
-            return
-        if not 1 <= T <= -(-n // L):
-            raise CorruptStreamError(f"invalid step count {T} for {n} symbols")
-        if S != self.canonical_segments(n, L, T):
-            raise CorruptStreamError(f"invalid segment count {S}")
-
-
-def choose_layout(n: int, payload_bytes: int) -> Layout:
-    """The encoder's layout rule (FORMAT.md, 'Choosing the layout'); integers only.
-
-    Total lanes are the largest multiple of 32 whose final states (4 bytes each) stay
-    within ``STATE_BUDGET`` of the estimated payload (at least 32); they are split into
-    the fewest segments of at most 1024 lanes, as evenly as multiples of 32 allow.
-    """
-    if n == 0:
-        return Layout(LANE_QUANTUM, 0, 0)
-    # lanes_total = 32 * max(1, floor(payload * 0.01 / (4 * 32)))
-    groups = max(1, payload_bytes // (100 * 4 * LANE_QUANTUM))
-    groups = min(groups, -(-n // LANE_QUANTUM))  # no more lanes than symbols
-    segs = -(-groups // (MAX_LANES_PER_SEGMENT // LANE_QUANTUM))
-    lanes = LANE_QUANTUM * -(-groups // segs)
-    steps = -(-n // (segs * lanes))
-    return Layout(lanes, steps, Layout.canonical_segments(n, lanes, steps))
-
-
-# --------------------------------------------------------------------------------------
-# escapes: LEB128 varints of  2 * distance + (1 if above the range else 0)
-# --------------------------------------------------------------------------------------
-def _varint_encode(codes: np.ndarray) -> bytes:
-    if codes.size == 0:
-        return b""
-    codes = codes.astype(np.uint64)
-    nbytes = np.ones(codes.shape, dtype=np.int64)
-    for k in range(1, MAX_ESCAPE_BYTES):
-        nbytes += codes >= np.uint64(1 << (7 * k))
-    k = np.arange(MAX_ESCAPE_BYTES, dtype=np.uint64)
-    groups = (codes[:, None] >> (np.uint64(7) * k[None, :])) & np.uint64(0x7F)
-    more = k[None, :].astype(np.int64) < (nbytes[:, None] - 1)
-    out = (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8)
-    keep = k[None, :].astype(np.int64) < nbytes[:, None]
-    return out[keep].tobytes()
-
-
-def _varint_decode(data: bytes, count: int) -> np.ndarray:
-    b = np.frombuffer(data, dtype=np.uint8)
-    if count == 0:
-        if b.size:
-            raise CorruptStreamError("escape section has bytes but no escapes")
-        return np.zeros(0, dtype=np.int64)
-    ends = np.nonzero(b < 0x80)[0]
-    if ends.size != count or ends[-1] != b.size - 1:
-        raise CorruptStreamError("escape section does not hold the announced number of values")
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    if np.any(ends - starts >= MAX_ESCAPE_BYTES):
-        raise CorruptStreamError("escape value too long")
-    grp = np.repeat(np.arange(count), ends - starts + 1)
-    pos = np.arange(b.size) - starts[grp]
-    vals = (b & 0x7F).astype(np.int64) << (7 * pos)
-    return np.bitwise_or.reduceat(vals, starts)
+from . import format as fmt
+from .errors import CorruptStreamError, StreamError, TableMismatchError  # noqa: F401  (re-exported)
+from .format import (  # noqa: F401  (re-exported: the format's names, as before)
+    DIR_ENTRY,
+    HEADER,
+    HEADER_SIZE,
+    LANE_QUANTUM,
+    MAGIC,
+    MAX_ESCAPE_BYTES,
+    MAX_LANES_PER_SEGMENT,
+    STATE_BUDGET,
+    STATE_LOW,
+    VERSION,
+    WORD_MASK,
+    Layout,
+    choose_layout,
+    parse_header,
+)
+from .tables import TOTAL, CDFTables
 
 
 # --------------------------------------------------------------------------------------
@@ -161,12 +72,8 @@ def _fits_int32(a) -> bool:
 
 
 @dataclass
-class _Prepared:
-    n: int
-    pos: np.ndarray  # int64 [N]: row * stride + symbol index (escape = row length), into cdf_flat
-    escapes: bytes
-    n_escapes: int
-    layout: Layout
+class _Prepared(fmt.StreamInfo):
+    pos: np.ndarray = None  # int64 [N]: row * stride + symbol index (escape = row length), into cdf_flat
 
 
 def _prepare(symbols, indexes, view) -> _Prepared:
@@ -176,7 +83,7 @@ def _prepare(symbols, indexes, view) -> _Prepared:
         raise ValueError(f"symbols and table_index differ in size ({v.size} vs {rows.size})")
     n = int(v.size)
     if n == 0:
-        return _Prepared(0, rows, b"", 0, choose_layout(0, 0))
+        return _Prepared(0, b"", 0, fmt.choose_layout(0, 0), pos=rows)
     if rows.view(np.uint64).max() >= view.R:  # negative indexes wrap to huge values
         raise ValueError(f"table_index must lie in 0..{view.R - 1}")
     if not _fits_int32(symbols) and (v.min() < -(1 << 31) or v.max() >= (1 << 31)):
@@ -187,38 +94,12 @@ def _prepare(symbols, indexes, view) -> _Prepared:
     n_esc = int(np.count_nonzero(esc))
     escapes = b""
     if n_esc:
-        escapes = _escape_section(s[esc], length[esc])
+        escapes = fmt.escape_section(s[esc], length[esc])
         np.copyto(s, length, where=esc)
     pos = rows * view.stride
     pos += s
     cost = int(view.cost_flat.take(pos).sum())
-    return _Prepared(n, pos, escapes, n_esc, _layout_for(n, cost, len(escapes)))
-
-
-def _escape_section(s_e: np.ndarray, len_e: np.ndarray) -> bytes:
-    """Escape section (FORMAT.md section 2) of the escaped symbols, in symbol order.
-
-    ``s_e = v - off[r]`` (int64, outside ``0 .. len_e - 1``), ``len_e = len[r]``.
-    """
-    ab = s_e >= len_e
-    dist = np.where(ab, s_e - len_e, -s_e - 1)
-    return _varint_encode(2 * dist + ab)
-
-
-def _layout_for(n: int, cost: int, escape_bytes: int) -> Layout:
-    """The layout rule from the exact integer cost sum and the escape-section length."""
-    return choose_layout(n, int(cost) // (8 * COST_ONE) + int(escape_bytes))
-
-
-def _apply_layouts(preps, layouts) -> None:
-    """Replace the rule's layouts by the caller's (``None`` keeps the rule's); checks validity."""
-    for p, lay in zip(preps, layouts or [], strict=False):
-        if lay is not None:
-            try:
-                lay.check(p.n)
-            except CorruptStreamError as exc:
-                raise ValueError(f"layout {lay} is not valid for {p.n} symbols: {exc}") from None
-            p.layout = lay
+    return _Prepared(n, escapes, n_esc, fmt.layout_for(n, cost, len(escapes)), pos=pos)
 
 
 def _lane_matrix(values: np.ndarray, layout: Layout, fill) -> np.ndarray:
@@ -259,7 +140,7 @@ def encode_many(items, tables: CDFTables, layouts=None) -> list[bytes]:
     """
     view = tables.coder_view()
     preps = [_prepare(s, i, view) for s, i in items]
-    _apply_layouts(preps, layouts)
+    fmt.override_layouts(preps, layouts)
     if not preps:
         return []
     T_max = max(p.layout.steps for p in preps)
@@ -304,119 +185,35 @@ def encode_many(items, tables: CDFTables, layouts=None) -> list[bytes]:
 
 
 def _pack(p: _Prepared, states, words, counts, table_id: bytes) -> bytes:
+    """The stream from the lane loop's final states ``[S, L]`` and words (segment, step, lane order)."""
     words = words.astype("<u2")
     bodies = []
     w0 = 0
     for s in range(p.layout.segments):
         bodies.append(states[s].tobytes() + words[w0: w0 + counts[s]].tobytes())
         w0 += int(counts[s])
-    return _pack_bodies(p, bodies, counts, table_id)
-
-
-def _pack_bodies(p: _Prepared, bodies, counts, table_id: bytes) -> bytes:
-    """The stream from its segment bodies (``L`` states as u32 then ``K_s`` words as u16, little-endian)."""
-    L, T, S = p.layout.lanes, p.layout.steps, p.layout.segments
-    directory = [DIR_ENTRY.pack(int(counts[s]), zlib.crc32(bodies[s])) for s in range(S)]
-    esc_crc = zlib.crc32(p.escapes)
-    head = HEADER.pack(MAGIC, VERSION, PRECISION, L, T, S, p.n, table_id, p.n_escapes, len(p.escapes), esc_crc)
-    dir_bytes = b"".join(directory)
-    head_crc = zlib.crc32(head + dir_bytes)
-    return b"".join([head, struct.pack("<I", head_crc), dir_bytes, *bodies, p.escapes])
+    return fmt.pack_stream(p, bodies, counts, table_id)
 
 
 # --------------------------------------------------------------------------------------
 # decoder
 # --------------------------------------------------------------------------------------
-@dataclass
-class _Parsed:
-    layout: Layout
-    n: int
-    states: np.ndarray  # int64 [S*L]
-    words: np.ndarray  # uint16, all segments back to back
-    counts: np.ndarray  # int64 [S]
-    escapes: np.ndarray  # int64 codes
-    rows: np.ndarray  # int64 [N]
-
-
-def parse_header(data: bytes) -> dict:
-    """Fixed header fields of a stream (no validation beyond size and magic)."""
-    if len(data) < HEADER_SIZE:
-        raise CorruptStreamError(f"stream too short ({len(data)} bytes) for a header")
-    magic, ver, prec, L, T, S, n, tid, n_esc, esc_len, esc_crc = HEADER.unpack_from(data, 0)
-    if magic != MAGIC:
-        raise CorruptStreamError("not an rANS stream (bad magic)")
-    (head_crc,) = struct.unpack_from("<I", data, HEADER.size)
-    return dict(version=ver, precision=prec, lanes=L, steps=T, segments=S, symbols=n, table_id=tid,
-                escapes=n_esc, escape_bytes=esc_len, escape_crc=esc_crc, header_crc=head_crc)
-
-
-def _parse(data, n_expected: int, rows: np.ndarray, tables: CDFTables) -> _Parsed:
-    data = bytes(data)
-    h = parse_header(data)
-    if h["version"] != VERSION:
-        raise CorruptStreamError(f"unsupported rANS stream version {h['version']}")
-    if h["precision"] != PRECISION:
-        raise CorruptStreamError(f"unsupported precision {h['precision']}")
-    n = h["symbols"]
-    if n != n_expected:
-        raise CorruptStreamError(f"stream holds {n} symbols, the decoder expects {n_expected}")
-    layout = Layout(h["lanes"], h["steps"], h["segments"])
-    layout.check(n)
-    L, T, S = layout.lanes, layout.steps, layout.segments
-    dir_end = HEADER_SIZE + DIR_ENTRY.size * S
-    if dir_end > len(data):
-        raise CorruptStreamError("stream truncated inside its segment directory")
-    if zlib.crc32(data[: HEADER.size] + data[HEADER_SIZE:dir_end]) != h["header_crc"]:
-        raise CorruptStreamError("header checksum mismatch")
-    if h["table_id"] != tables.id:
-        raise TableMismatchError(
-            f"stream was coded with tables {h['table_id'].hex()}, decoder has {tables.id.hex()}")
-    d = np.frombuffer(data, dtype="<u4", count=2 * S, offset=HEADER_SIZE).reshape(S, 2).astype(np.int64)
-    counts, crcs = d[:, 0], d[:, 1]
-    if np.any(counts > T * L):
-        raise CorruptStreamError("segment word count exceeds its symbols")
-    n_esc, esc_len = h["escapes"], h["escape_bytes"]
-    if n_esc > n or not n_esc <= esc_len <= MAX_ESCAPE_BYTES * n_esc:
-        raise CorruptStreamError("invalid escape section size")
-    body_len = 4 * L * S + 2 * int(counts.sum())
-    if dir_end + body_len + esc_len != len(data):
-        raise CorruptStreamError(
-            f"stream length {len(data)} does not match its header ({dir_end + body_len + esc_len})")
-    states = np.empty(S * L, dtype=np.int64)
-    words = np.empty(int(counts.sum()), dtype=np.uint16)
-    off, w0 = dir_end, 0
-    for s in range(S):
-        size = 4 * L + 2 * int(counts[s])
-        body = data[off: off + size]
-        if zlib.crc32(body) != crcs[s]:
-            raise CorruptStreamError(f"segment {s} checksum mismatch")
-        states[s * L:(s + 1) * L] = np.frombuffer(body, dtype="<u4", count=L)
-        words[w0: w0 + counts[s]] = np.frombuffer(body, dtype="<u2", offset=4 * L)
-        off += size
-        w0 += int(counts[s])
-    esc = data[off:]
-    if zlib.crc32(esc) != h["escape_crc"]:
-        raise CorruptStreamError("escape section checksum mismatch")
-    if np.any(states < STATE_LOW):
-        raise CorruptStreamError("invalid initial lane state")
-    return _Parsed(layout, n, states, words, counts, _varint_decode(esc, n_esc), rows)
-
-
 def decode_many(streams, indexes, tables: CDFTables) -> list[np.ndarray]:
     """Decode several streams (each with its table indexes); returns int32 arrays, flat."""
     view = tables.coder_view()
-    parsed = []
+    parsed, item_rows = [], []
     for data, idx in zip(streams, indexes, strict=True):
         rows = _flat_int(idx, "table_index")
         if rows.size and (rows.min() < 0 or rows.max() >= view.R):
             raise ValueError(f"table_index must lie in 0..{view.R - 1}")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("a stream must be bytes")
-        parsed.append(_parse(data, rows.size, rows, tables))
+        parsed.append(fmt.parse_stream(data, rows.size, tables.id))
+        item_rows.append(rows)
     if not parsed:
         return []
     T_max = max(p.layout.steps for p in parsed)
-    rows = _stack_lanes([(p.rows, p.layout) for p in parsed], view.identity_row)
+    rows = _stack_lanes([(r, p.layout) for p, r in zip(parsed, item_rows)], view.identity_row)
     seg_of_lane, x0, word_parts = [], [], []
     seg_base, seg_end = [], []
     word_off, seg_id = 0, 0
@@ -500,30 +297,19 @@ def decode_many(streams, indexes, tables: CDFTables) -> list[np.ndarray]:
         raise CorruptStreamError("final lane states are wrong (corrupt data or wrong tables)")
     results = []
     a = 0
-    for p in parsed:
+    for p, p_rows in zip(parsed, item_rows):
         L, T, S = p.layout.lanes, p.layout.steps, p.layout.segments
         b = a + S * L
         sym = _from_lane_matrix(out[:T, a:b], p.layout, p.n).astype(np.int64)
         a = b
-        length = view.lengths[p.rows]
+        length = view.lengths[p_rows]
         esc = sym == length
         n_esc = int(np.count_nonzero(esc))
         if n_esc != p.escapes.size:
             raise CorruptStreamError("escape count does not match the decoded symbols")
-        val = sym + view.offsets[p.rows]
+        val = sym + view.offsets[p_rows]
         if n_esc:
-            val[esc] = _escape_values(p.escapes, p.rows[esc], view)
+            r_e = p_rows[esc]
+            val[esc] = fmt.escape_values(p.escapes, view.offsets[r_e], view.lengths[r_e])
         results.append(val.astype(np.int32))
     return results
-
-
-def _escape_values(codes: np.ndarray, rows_e: np.ndarray, view) -> np.ndarray:
-    """Values (int64) of the escaped symbols from their escape codes and rows; int32-checked."""
-    ab = (codes & 1).astype(bool)
-    dist = codes >> 1
-    lo = view.offsets[rows_e]
-    le = view.lengths[rows_e]
-    ev = np.where(ab, lo + le + dist, lo - 1 - dist)
-    if np.any(ev < -(1 << 31)) or np.any(ev >= (1 << 31)):
-        raise CorruptStreamError("escaped value out of int32 range")
-    return ev

@@ -1,14 +1,15 @@
 """Lane-interleaved rANS on the GPU: Triton kernels writing the same bytes as ``rans.py``.
 
-The format is ``FORMAT.md``; the numpy coder (``rans.py``) is the reference, and this
-module reuses its host-side, format-defining parts (layout rule, escape section, byte
-packing, stream parsing and validation).  What runs on the device:
+The format is ``FORMAT.md``; the numpy coder (``rans.py``) is the reference.  The
+host-side, format-defining parts (layout rule, escape section, byte packing, stream
+parsing and validation) are ``codec.entropy.format``'s, shared with the numpy coder;
+this module uses no private name of ``rans.py``.  What runs on the device:
 
 ``_prep_kernel``  (encode; grid: blocks of 4096 symbols, never straddling two items)
     symbol value + table row -> flat table position ``row * stride + k`` (``k = len[row]``
     for an escape), and per block the exact integer cost sum, the escape count and
     input-error flags.  The host reads these few numbers back and applies the layout
-    rule (``rans._layout_for``) with the same integers as the CPU coder.
+    rule (``format.layout_for``) with the same integers as the CPU coder.
 
 ``_encode_kernel`` (grid: one program per segment; lanes of the segment across threads)
     walks steps ``T-1 .. 0``.  At every step the segment's ``L`` lanes load ``L``
@@ -48,8 +49,8 @@ import torch
 import triton
 import triton.language as tl
 
-from . import rans
-from .rans import CorruptStreamError, _Prepared
+from . import format as fmt
+from .errors import CorruptStreamError
 from .tables import CDFTables
 
 PREP_BLOCK = 4096  # symbols per program of the preparation kernel
@@ -224,7 +225,7 @@ class _DeviceTables:
         self.device = device
         self.R, self.stride, self.ident = view.R, view.stride, view.identity_row * view.stride
         start = view.cdf_flat
-        freq = view._freq.ravel()  # same flat index as cdf_flat: row * stride + symbol
+        freq = view.freq_flat  # same flat index as cdf_flat: row * stride + symbol
         # one 32-bit gather per symbol: start (16 bits) | (freq - 1) << 16  (freq <= 2**16)
         sf = np.where(freq > 0, start | ((freq - 1) << 16), 0).astype(np.uint32).view(np.int32)
         self.sf = torch.from_numpy(sf).to(device)
@@ -241,18 +242,14 @@ class _DeviceTables:
 
     @staticmethod
     def get(tables: CDFTables, device) -> "_DeviceTables":
-        key = ("rans_triton", str(device))
-        d = tables._cache.get(key)
-        if d is None:
-            d = tables._cache[key] = _DeviceTables(tables, device)
-        return d
+        return tables.memo(("rans_triton", str(device)), lambda: _DeviceTables(tables, device))
 
 
 _KERNEL_DTYPES = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
 
 
 def _flat(a, name: str) -> torch.Tensor:
-    """A flat integer tensor (a view where possible); the errors of ``rans._flat_int``."""
+    """A flat integer tensor (a view where possible); the errors of the numpy coder."""
     if not isinstance(a, torch.Tensor):
         a = np.asarray(a)
         if a.dtype.kind not in "iu":
@@ -419,8 +416,8 @@ def encode_many_gpu(items, tables: CDFTables, layouts=None, stages: dict | None 
         if bad_val:
             raise ValueError("symbols must fit in int32")
         escapes = _escape_section(sym_all, row_all, pos, int(starts[it]), n, dt) if n_esc else b""
-        preps.append(_Prepared(n, None, escapes, n_esc, rans._layout_for(n, cost, len(escapes))))
-    rans._apply_layouts(preps, layouts)
+        preps.append(fmt.StreamInfo(n, escapes, n_esc, fmt.layout_for(n, cost, len(escapes))))
+    fmt.override_layouts(preps, layouts)
     clock.lap("prepare")
 
     # -- 2. the lane loop: one program per segment, every item in the same launch ---------------
@@ -462,7 +459,7 @@ def encode_many_gpu(items, tables: CDFTables, layouts=None, stages: dict | None 
             size = 2 * (2 * int(meta_h[s, 2]) + int(counts_h[s]))
             bodies.append(raw[off: off + size])
             off += size
-        out.append(rans._pack_bodies(p, bodies, counts_h[s0:s1] if s1 > s0 else [], tables.id))
+        out.append(fmt.pack_stream(p, bodies, counts_h[s0:s1] if s1 > s0 else [], tables.id))
     clock.lap("pack")
     return out
 
@@ -475,7 +472,7 @@ def _escape_section(sym_all, row_all, pos, a: int, n: int, dt: _DeviceTables) ->
     idx = torch.nonzero(k == ln).squeeze(1)
     r_e = rows[idx]
     s_e = sym_all[a: a + n][idx].long() - dt.offsets.long()[r_e]
-    return rans._escape_section(s_e.cpu().numpy(), ln[idx].cpu().numpy())
+    return fmt.escape_section(s_e.cpu().numpy(), ln[idx].cpu().numpy())
 
 
 def decode_many_gpu(streams, indexes, tables: CDFTables, stages: dict | None = None) -> list[torch.Tensor]:
@@ -499,7 +496,7 @@ def decode_many_gpu(streams, indexes, tables: CDFTables, stages: dict | None = N
     for data, r in zip(streams, rows):
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("a stream must be bytes")
-        parsed.append(rans._parse(data, int(r.numel()), None, tables))
+        parsed.append(fmt.parse_stream(data, int(r.numel()), tables.id))
     clock.lap("parse")
     ns = [p.n for p in parsed]
     starts = np.concatenate([[0], np.cumsum(ns)]).astype(np.int64)
@@ -547,7 +544,8 @@ def decode_many_gpu(streams, indexes, tables: CDFTables, stages: dict | None = N
             r = rows[it].long()
             esc_val = (dt.offsets.long() + dt.lengths.long())[r]  # what the kernel wrote for an escape
             idx = torch.nonzero(val.long() == esc_val).squeeze(1)
-            ev = rans._escape_values(p.escapes, r[idx].cpu().numpy(), dt.view)
+            r_e = r[idx].cpu().numpy()
+            ev = fmt.escape_values(p.escapes, dt.view.offsets[r_e], dt.view.lengths[r_e])
             val[idx] = torch.from_numpy(ev.astype(np.int32)).to(dev)
         results.append(val)
     clock.lap("finish")

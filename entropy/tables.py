@@ -7,25 +7,41 @@ value itself then goes to the stream's escape section, see ``FORMAT.md``).
 
 Frequencies are integers with 16-bit precision: each row's frequencies sum to
 ``2**16`` and every symbol of a row, escape included, has frequency >= 1, so every
-value is codable.  Tables are built once, on the host, in float64 with a
-deterministic integer fix-up (largest remainders, ties to the lower index), and are
-stored with the model that uses them (safetensors); decoding never recomputes them.
+value is codable.  Tables are built once, on the host, and are stored with the model
+that uses them (safetensors); decoding never recomputes them.
+
+**Determinism.**  A table set's integers (and so its id and every stream coded with
+it) must not depend on the platform or on library versions.  The builders here use
+float64 arithmetic whose results IEEE 754 fixes - ``+ - * /``, ``floor``/``ceil``,
+comparisons - in a fixed order: the special functions come from
+:mod:`codec.entropy.numerics` (no libm, numpy transcendental or scipy), sums that
+decide integers are correctly rounded (:func:`math.fsum`, independent of summation
+order), the integer fix-up is largest remainders with ties to the lower index, and the
+coder's cost table is exact integer arithmetic.  The zero-mean families evaluate only
+the lower half of the density and mirror it, so a symbol and its negative get bitwise
+equal probabilities (their tie is then broken by index, not by rounding noise).  Only a
+caller-supplied ``cdf_fn`` (:func:`factorized_tables`) can bring platform-dependent
+floats in; such tables are built once and stored with the model.
 
 Families (one row per ...):
 
-- :func:`factorized_tables` / :func:`factorized_tables_from_bottleneck` - channel of a
-  factorized density (CompressAI ``EntropyBottleneck`` style);
+- :func:`factorized_tables` - channel of a factorized density, from any CDF function
+  (the models build them from their learned factorized priors);
 - :func:`gaussian_tables`, :func:`laplace_tables` - scale level of a zero-mean
   conditional family over a fixed scale table (``table_index`` = level);
 - :func:`categorical_tables` - row of probabilities (VQ indices; offset 0).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from . import numerics
+from .errors import TableError
 
 PRECISION = 16
 TOTAL = 1 << PRECISION
@@ -38,9 +54,11 @@ COST_ONE = 16
 
 _ID_DOMAIN = b"codec.entropy.CDFTables/v1"
 
-
-class TableError(ValueError):
-    """Tables are malformed (bad shapes, zero frequencies, wrong totals, ...)."""
+__all__ = [
+    "PRECISION", "TOTAL", "MAX_ROW_SYMBOLS", "MAX_ROWS", "COST_ONE", "CDFTables", "TableError",
+    "quantize_pmf", "tables_from_pmf", "factorized_tables", "default_scale_table", "gaussian_tables",
+    "laplace_tables", "categorical_tables", "cost_table",
+]
 
 
 def _as_int32(a, name) -> np.ndarray:
@@ -141,9 +159,15 @@ class CDFTables:
 
     # -- coder views (cached; built from the stored integers, never from floats) -----
     def coder_view(self) -> "_CoderView":
-        if "view" not in self._cache:
-            self._cache["view"] = _CoderView(self)
-        return self._cache["view"]
+        """The flat integer arrays the coders index (built once per table set)."""
+        return self.memo("view", lambda: _CoderView(self))
+
+    def memo(self, key, build):
+        """``build()``, computed once per table set and ``key`` and kept with the tables
+        (coders keep derived state here, e.g. a device copy of the coder view)."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
 
     # -- (de)serialisation ----------------------------------------------------------------
     def state_dict(self, prefix: str = "") -> dict:
@@ -210,12 +234,32 @@ class CDFTables:
                 f"id={self.id.hex()})")
 
 
+@functools.lru_cache(maxsize=1)
+def cost_table() -> np.ndarray:
+    """int64 ``[2**16 + 1]``: ``cost[f] = round(COST_ONE * -log2(f / 2**16))`` for ``f >= 1``
+    (1/COST_ONE bit units), ``cost[0] = 0``; exact integer arithmetic (FORMAT.md, 'Choosing
+    the layout').
+
+    ``COST_ONE * log2 f = log2(f**COST_ONE)``, and for ``y >= 0``, ``round(y) = floor((floor(2y)
+    + 1) / 2)`` with ``floor(2y) = bit_length(f**(2*COST_ONE)) - 1``.  No ``f`` gives a tie
+    (``2 * COST_ONE * log2 f`` is never an odd integer), so the rounding rule does not matter.
+    """
+    total_cost = COST_ONE * PRECISION
+    return np.array([0] + [total_cost - (f ** (2 * COST_ONE)).bit_length() // 2 for f in range(1, TOTAL + 1)],
+                    dtype=np.int64)
+
+
 class _CoderView:
-    """Flat integer arrays the numpy coder indexes, with an identity row appended.
+    """Flat integer arrays the coders index, with an identity row appended.
 
     Row ``R`` (one past the last real row) is the *identity row*: one symbol of
     frequency ``2**16``.  Coding it leaves an rANS state unchanged and emits/reads no
     word; padding positions of the lane layout use it.
+
+    Attributes (int64, flat index ``row * stride + symbol``, ``stride = W + 1``):
+    ``cdf_flat`` (cdf entries), ``freq_flat`` (frequencies, 0 past each row's escape),
+    ``cost_flat`` (:func:`cost_table` of the frequency); per row (``R + 1``): ``lengths``,
+    ``offsets``; and ``lut`` (slot -> symbol, built on first use).
     """
 
     def __init__(self, t: CDFTables):
@@ -230,12 +274,10 @@ class _CoderView:
         self.offsets = np.append(t.offsets.astype(np.int64), 0)
         freq = np.zeros_like(cdf)
         freq[:, :W] = np.diff(cdf, axis=1)  # same stride as cdf_flat: index row * (W + 1) + symbol
+        self.freq_flat = freq.ravel()
         # integer cost table, 1/COST_ONE bit units: used only to choose the lane layout,
-        # so every device computes the same layout from the same integers
-        with np.errstate(divide="ignore"):
-            cost = np.where(freq > 0, np.round(-np.log2(np.maximum(freq, 1) / TOTAL) * COST_ONE), 0)
-        self.cost_flat = cost.astype(np.int64).ravel()
-        self._freq = freq
+        # so every device and install computes the same layout from the same integers
+        self.cost_flat = cost_table()[self.freq_flat]
         self._lut = None
 
     @property
@@ -244,7 +286,7 @@ class _CoderView:
         if self._lut is None:
             W = self.W
             sym = np.tile(np.arange(W + 1, dtype=np.uint16), self.R + 1)
-            self._lut = np.repeat(sym, self._freq.ravel())
+            self._lut = np.repeat(sym, self.freq_flat)
             assert self._lut.size == (self.R + 1) * TOTAL
         return self._lut
 
@@ -252,6 +294,13 @@ class _CoderView:
 # --------------------------------------------------------------------------------------
 # building tables from probabilities
 # --------------------------------------------------------------------------------------
+def _row_sums(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """float64 ``[R, 1]`` sums of ``a[r, :n[r]]``, correctly rounded (:func:`math.fsum`): the
+    same bits whatever the order, SIMD path or numpy version (``np.sum`` promises none of that)."""
+    return np.array([math.fsum(a[r, :k].tolist()) for r, k in enumerate(n.tolist())],
+                    dtype=np.float64).reshape(-1, 1)
+
+
 def quantize_pmf(pmf, lengths) -> np.ndarray:
     """Integer frequencies (sum 2**16, each >= 1) from float probabilities.
 
@@ -264,9 +313,10 @@ def quantize_pmf(pmf, lengths) -> np.ndarray:
     Returns:
         int64 ``[R, W]`` frequencies, 0 past each row's escape.
 
-    Deterministic: float64 arithmetic; symbols whose share is below one count get 1,
-    the others share the remaining counts in proportion, rounded by largest
-    remainders with ties to the lower index.
+    Deterministic: float64 arithmetic with correctly rounded row sums; symbols whose
+    share is below one count get 1, the others share the remaining counts in proportion,
+    rounded by largest remainders with ties to the lower index.  (Integer sums below are
+    exact in any order.)
     """
     pmf = np.array(pmf, dtype=np.float64)
     lengths = np.asarray(lengths, dtype=np.int64)
@@ -278,7 +328,7 @@ def quantize_pmf(pmf, lengths) -> np.ndarray:
     n = lengths + 1
     live = np.arange(W)[None, :] < n[:, None]
     p = np.where(live & np.isfinite(pmf) & (pmf > 0), pmf, 0.0)
-    tot = p.sum(axis=1, keepdims=True)
+    tot = _row_sums(p, n)  # p is 0 past column n[r]
     # a row with no mass at all becomes uniform
     p = np.where(tot > 0, p / np.where(tot > 0, tot, 1), live / n[:, None])
     # symbols whose share would round below one count get exactly 1; the others share
@@ -287,7 +337,7 @@ def quantize_pmf(pmf, lengths) -> np.ndarray:
     for _ in range(W):
         budget = TOTAL - tiny.sum(axis=1, keepdims=True)
         rest = np.where(live & ~tiny, p, 0.0)
-        mass = rest.sum(axis=1, keepdims=True)
+        mass = _row_sums(rest, n)
         raw = rest * (budget / np.where(mass > 0, mass, 1))
         grown = tiny | (live & ~tiny & (raw < 1))
         if np.array_equal(grown, tiny):
@@ -344,6 +394,9 @@ def factorized_tables(cdf_fn, lower, upper, family: str = "factorized") -> CDFTa
             same shape).  Row ``r``'s symbol ``v`` has mass ``cdf(v + .5) - cdf(v - .5)``.
         lower, upper: int ``[R]`` inclusive symbol range of each row; the mass below and
             above goes to the escape.
+
+    Everything after ``cdf_fn`` is deterministic; the tables are as platform-independent
+    as the values ``cdf_fn`` returns.
     """
     lower = np.asarray(lower, dtype=np.int64)
     upper = np.asarray(upper, dtype=np.int64)
@@ -363,79 +416,93 @@ def factorized_tables(cdf_fn, lower, upper, family: str = "factorized") -> CDFTa
     return tables_from_pmf(pmf, lengths, lower, family=family)
 
 
-def factorized_tables_from_bottleneck(bottleneck) -> CDFTables:
-    """Tables for a CompressAI ``EntropyBottleneck`` (one row per channel).
-
-    Symbols are the integers ``round(z)`` themselves (no median subtraction), so the
-    decoded values are exact on every device.  Row ``c`` covers
-    ``floor(lower quantile) .. ceil(upper quantile)`` of channel ``c`` (widened to
-    include 0 and the median +- 1); the density is evaluated in float64 on the CPU.
-    """
-    import copy
-
-    import torch
-
-    eb = copy.deepcopy(bottleneck).to(device="cpu", dtype=torch.float64)
-    with torch.no_grad():
-        q = eb.quantiles[:, 0, :].numpy()  # [C, 3]: lower, median, upper
-        med = np.round(q[:, 1])
-        lower = np.minimum(np.floor(q[:, 0]), np.minimum(med - 1, 0)).astype(np.int64)
-        upper = np.maximum(np.ceil(q[:, 2]), np.maximum(med + 1, 0)).astype(np.int64)
-
-        def cdf_fn(x):
-            C, K = x.shape
-            logits = eb._logits_cumulative(torch.from_numpy(x).view(C, 1, K), stop_gradient=True)
-            return torch.sigmoid(logits).view(C, K).numpy()
-
-        return factorized_tables(cdf_fn, lower, upper, family="factorized")
-
-
 def default_scale_table(min_scale: float = 0.11, max_scale: float = 256.0, levels: int = 64) -> np.ndarray:
-    """Log-spaced scales (CompressAI's default conditional scale table)."""
-    return np.exp(np.linspace(math.log(min_scale), math.log(max_scale), levels))
+    """``levels`` log-spaced scales from ``min_scale`` to ``max_scale`` (float64).
+
+    ``exp(log(min) + i * (log(max) - log(min)) / (levels - 1))``, the last one
+    ``exp(log(max))``, with the deterministic :func:`~codec.entropy.numerics.exp` and
+    :func:`~codec.entropy.numerics.log`: the same bits on every install.  (The shipped
+    models derive integer thresholds ``floor(scale * 256)`` from these scales; they equal
+    those of the earlier ``np.exp(np.linspace(...))`` form, see ``tests/test_entropy.py``.)
+    """
+    levels = int(levels)
+    if levels < 1 or not (0 < min_scale < math.inf and 0 < max_scale < math.inf):
+        raise TableError(f"need levels >= 1 and finite scales > 0, got {min_scale}, {max_scale}, {levels}")
+    lo = float(numerics.log(min_scale))
+    hi = float(numerics.log(max_scale))
+    if levels == 1:
+        return numerics.exp(np.array([lo]))
+    step = (hi - lo) / (levels - 1)
+    y = np.arange(levels, dtype=np.float64) * step + lo
+    y[-1] = hi
+    return numerics.exp(y)
 
 
-def _conditional_tables(scales, tail_mass, cdf_unit, quantile, family) -> CDFTables:
+def _symmetric_tables(scales, half_width, lower_cdf, family) -> CDFTables:
+    """Rows of zero-mean symmetric densities ``F(x / scale)``, one per scale.
+
+    Row ``l`` covers ``-m .. m`` with ``m = max(1, ceil(half_width * scale_l))``; the mass of
+    both tails goes to the escape.  ``lower_cdf(x)`` is the unit CDF for ``x <= 0`` (the
+    only side evaluated): the mass of ``v < 0`` is ``F((v + .5)/s) - F((v - .5)/s)``, that of
+    ``-v`` the same float (symmetry), that of 0 is ``1 - 2 F(-.5/s)`` and the escape's is
+    ``2 F((-m - .5)/s)``.
+    """
     scales = np.asarray(scales, dtype=np.float64)
     if scales.ndim != 1 or scales.size < 1 or np.any(~np.isfinite(scales)) or np.any(scales <= 0):
         raise TableError("scales must be a 1-D array of positive numbers")
-    half = np.ceil(scales * quantile(tail_mass)).astype(np.int64)
-    half = np.maximum(half, 1)
-    lower, upper = -half, half
+    if scales.size > MAX_ROWS:
+        raise TableError(f"a table set has 1..{MAX_ROWS} rows, got {scales.size}")
+    span = np.ceil(scales * half_width)
+    if span.max() > (MAX_ROW_SYMBOLS - 1) // 2:
+        raise TableError(f"a row may span at most {MAX_ROW_SYMBOLS} values, got {2 * int(span.max()) + 1}")
+    half = np.maximum(span, 1).astype(np.int64)
+    R, H = scales.size, int(half.max())
+    rows = np.arange(R)
+    j = np.arange(H + 1)
+    live = j[None, :] <= half[:, None]
+    # lower edges -m - 1/2, ..., -1/2 of each row (exact in float64), padded with -1/2
+    edges = np.where(live, (j[None, :] - half[:, None]) - 0.5, -0.5)
+    F = np.asarray(lower_cdf(edges / scales[:, None]), dtype=np.float64)
+    left = np.diff(F, axis=1)  # left[r, k]: mass of v = k - m, for k < m
+    lengths = 2 * half + 1
+    pmf = np.zeros((R, 2 * H + 2))
+    r_i, k_i = np.nonzero(j[None, :H] < half[:, None])
+    pmf[r_i, k_i] = left[r_i, k_i]  # v = k - m (column k)
+    pmf[r_i, 2 * half[r_i] - k_i] = left[r_i, k_i]  # v = m - k (column 2m - k)
+    pmf[rows, half] = 1.0 - 2.0 * F[rows, half]  # v = 0
+    pmf[rows, lengths] = 2.0 * F[:, 0]  # escape: both tails
+    return tables_from_pmf(pmf, lengths, -half, family=family)
 
-    def cdf_fn(x):
-        return cdf_unit(x / scales[:, None])
 
-    return factorized_tables(cdf_fn, lower, upper, family=family)
+def _check_tail_mass(tail_mass) -> float:
+    tail_mass = float(tail_mass)
+    if not 0 < tail_mass < 1:
+        raise TableError(f"tail_mass must lie strictly between 0 and 1, got {tail_mass}")
+    return tail_mass
 
 
-def _ndtr(x):
-    from scipy.special import ndtr
-
-    return ndtr(x)
+def _laplace_lower_cdf(x):
+    return 0.5 * numerics.exp(x)
 
 
 def gaussian_tables(scales=None, tail_mass: float = 1e-9) -> CDFTables:
     """Zero-mean Gaussian rows, one per scale (default: :func:`default_scale_table`).
 
     Row ``l`` covers ``[-m, m]`` with ``m = ceil(scale_l * z)``, ``z`` the two-sided
-    ``tail_mass`` quantile; the tails go to the escape.
+    ``tail_mass`` quantile; the tails go to the escape.  Deterministic on every platform
+    (:mod:`codec.entropy.numerics`).
     """
-    from scipy.special import ndtri
-
+    z = numerics.normal_upper_quantile(_check_tail_mass(tail_mass) / 2)
     scales = default_scale_table() if scales is None else scales
-    t = _conditional_tables(scales, tail_mass, _ndtr, lambda tm: -ndtri(tm / 2), "gaussian")
-    return t
+    return _symmetric_tables(scales, z, numerics.ndtr, "gaussian")
 
 
 def laplace_tables(scales=None, tail_mass: float = 1e-9) -> CDFTables:
-    """Zero-mean Laplace rows (scale = diversity ``b``), one per scale."""
-
-    def cdf_unit(x):
-        return np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0)), 1 - 0.5 * np.exp(-np.maximum(x, 0)))
-
+    """Zero-mean Laplace rows (scale = diversity ``b``), one per scale; the tails beyond
+    ``ceil(b * log(1 / tail_mass))`` go to the escape.  Deterministic on every platform."""
+    z = float(numerics.log(1.0 / _check_tail_mass(tail_mass)))
     scales = default_scale_table() if scales is None else scales
-    return _conditional_tables(scales, tail_mass, cdf_unit, lambda tm: math.log(1 / tm), "laplace")
+    return _symmetric_tables(scales, z, _laplace_lower_cdf, "laplace")
 
 
 def categorical_tables(probs) -> CDFTables:

@@ -1,7 +1,11 @@
 """Entropy stage: tables, exact round trips, efficiency, and bad input."""
+import math
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
+from decimal import Decimal, localcontext
 
 import numpy as np
 import pytest
@@ -10,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec import entropy as E
-from codec.entropy import rans
+from codec.entropy import numerics, rans
 from codec.entropy.tables import TOTAL, TableError
 
 
@@ -71,12 +75,14 @@ def test_tables_save_load_and_validation(tmp_path, gauss):
 def test_factorized_from_compressai_bottleneck():
     from compressai.entropy_models import EntropyBottleneck
 
+    from codec.models.compressai_tables import factorized_tables_from_bottleneck
+
     torch.manual_seed(0)
     eb = EntropyBottleneck(6)
     with torch.no_grad():
         for p in eb.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    t = E.factorized_tables_from_bottleneck(eb)
+    t = factorized_tables_from_bottleneck(eb)
     assert t.num_rows == 6
     # the quantised probabilities follow the bottleneck's own likelihood
     r = 2
@@ -90,10 +96,296 @@ def test_factorized_from_compressai_bottleneck():
 
 
 def test_factorized_generic_cdf():
-    from scipy.stats import logistic
+    def logistic_cdf(x):
+        return 1 / (1 + np.exp(-x / np.array([[1.0], [3.0]])))
 
-    t = E.factorized_tables(lambda x: logistic.cdf(x / np.array([[1.0], [3.0]])), [-10, -20], [10, 25])
+    t = E.factorized_tables(logistic_cdf, [-10, -20], [10, 25])
     assert list(t.lengths) == [21, 46] and list(t.offsets) == [-10, -20]
+
+
+# --------------------------------------------------------------------------- determinism
+# Table integers must not depend on libm, numpy or scipy versions: the builders use the
+# IEEE-754-exact functions of codec.entropy.numerics.  Checked four ways: those functions
+# agree with math (and with decimal references) to ~1e-14; the builders run with every
+# libm-backed numpy/math function and scipy disabled and give the pinned tables; the
+# builder modules name none of those functions; and whole tables equal an independent
+# high-precision (decimal) computation of the same rule.
+
+_RNG = np.random.default_rng(20261201)
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.abs(a - b) / np.abs(b)
+
+
+def _dec_pi(prec):
+    """pi to ``prec`` digits (Machin's formula)."""
+    with localcontext() as c:
+        c.prec = prec + 10
+
+        def atan_inv(n):
+            x = Decimal(1) / n
+            term, s, k, eps = x, x, 1, Decimal(10) ** -(prec + 8)
+            while abs(term) > eps:
+                term *= -x * x
+                s += term / (2 * k + 1)
+                k += 1
+            return s
+
+        return +(16 * atan_inv(5) - 4 * atan_inv(239))
+
+
+def _dec_ndtr_lower(x):
+    """Phi(x), x <= 0 (Decimal), to ~30 significant digits: 1/2 - erf(|x|/sqrt 2)/2 by the
+    Taylor series of erf, at a precision that covers its cancellation."""
+    prec = 45 + int(0.44 * float(x * x))
+    with localcontext() as c:
+        c.prec = prec
+        a = abs(x) / Decimal(2).sqrt()
+        w, term, s, n, eps = a * a, a, a, 0, Decimal(10) ** -(prec + 2)
+        while True:
+            n += 1
+            term = -term * w / n
+            s += term / (2 * n + 1)
+            if abs(term) < eps:
+                break
+        return +((1 - 2 * s / _dec_pi(prec).sqrt()) / 2)
+
+
+def _dec_laplace_lower(x):
+    with localcontext() as c:
+        c.prec = 50
+        return x.exp() / 2
+
+
+def _dec_normal_quantile(p):
+    """z with Phi(-z) = p, 1e-20 < p < 1/2 (bisection on [0, 10], then Newton, in Decimal)."""
+    lo, hi = Decimal(0), Decimal(10)
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _dec_ndtr_lower(-mid) > p else (lo, mid)
+    z = (lo + hi) / 2
+    with localcontext() as c:
+        c.prec = 60
+        for _ in range(100):
+            dz = (_dec_ndtr_lower(-z) - p) / ((-(z * z) / 2).exp() / (2 * _dec_pi(60)).sqrt())
+            z += dz
+            if abs(dz) < Decimal(10) ** -40:
+                return z
+    raise AssertionError("no convergence")
+
+
+def _dec_quantize(p):
+    """The quantisation rule of quantize_pmf, written out plainly in Decimal: shares below one
+    count get 1, the rest share the budget in proportion, largest remainders (ties to the
+    lower index) get the leftover counts."""
+    with localcontext() as c:
+        c.prec = 50
+        tot = sum(p)
+        p = [x / tot for x in p]
+        tiny = [x * TOTAL < 1 for x in p]
+        while True:
+            budget = TOTAL - sum(tiny)
+            mass = sum(x for x, t in zip(p, tiny) if not t)
+            raw = [None if t else x * budget / mass for x, t in zip(p, tiny)]
+            grown = [t or r < 1 for t, r in zip(tiny, raw)]
+            if grown == tiny:
+                break
+            tiny = grown
+        freq = [1 if t else int(r) for t, r in zip(tiny, raw)]
+        order = sorted((k for k, t in enumerate(tiny) if not t), key=lambda k: (int(raw[k]) - raw[k], k))
+        for k in order[: TOTAL - sum(freq)]:
+            freq[k] += 1
+        return freq
+
+
+def _dec_zero_mean_row(scale, half_width, lower_cdf):
+    """(m, frequencies of -m..m and the escape) of a zero-mean symmetric row, in Decimal:
+    mass(v) = F((v + 1/2)/s) - F((v - 1/2)/s) with F(-x) = 1 - F(x)."""
+    s = Decimal(float(scale))  # the float scale, exactly
+    with localcontext() as c:
+        c.prec = 60
+        m = max(1, math.ceil(s * half_width))
+        F = [lower_cdf((Decimal(j - m) - Decimal("0.5")) / s) for j in range(m + 1)]
+        left = [F[k + 1] - F[k] for k in range(m)]  # v = -m .. -1
+        pmf = left + [1 - 2 * F[m]] + left[::-1] + [2 * F[0]]  # ..., v = 0, v = 1 .. m, escape
+    return m, _dec_quantize(pmf)
+
+
+def test_numerics_exp_log_match_math():
+    x = np.concatenate([_RNG.uniform(-745, 709, 4000), _RNG.uniform(-3, 3, 4000), np.arange(-40, 40, 0.125)])
+    ref = np.array([math.exp(v) for v in x])
+    normal = ref > 1e-300
+    assert _rel(numerics.exp(x)[normal], ref[normal]).max() < 1e-14
+    assert np.abs(numerics.exp(x)[~normal] - ref[~normal]).max() < 1e-310
+    y = np.concatenate([np.exp(_RNG.uniform(-700, 700, 4000)), _RNG.uniform(0.5, 2, 4000),
+                        [0.11, 256.0, 1e-9, 1e9, 5e-324, 1.7e308, 1 + 2**-52, 1 - 2**-53]])
+    ref = np.array([math.log(v) for v in y])
+    assert (np.abs(numerics.log(y) - ref) / np.abs(ref)).max() < 1e-14
+    assert numerics.exp(0.0) == 1.0 and numerics.log(1.0) == 0.0
+    assert numerics.exp(-np.inf) == 0.0 and numerics.exp(np.inf) == np.inf and np.isnan(numerics.exp(np.nan))
+    assert numerics.log(0.0) == -np.inf and numerics.log(np.inf) == np.inf and np.isnan(numerics.log(-1.0))
+
+
+def test_numerics_erfc_ndtr_quantile_match_references():
+    z = np.concatenate([_RNG.uniform(-6, 26.5, 4000), np.arange(-6, 26.5, 0.0625), [0.0, 0.75, -0.75]])
+    ref = np.array([math.erfc(v) for v in z])
+    assert _rel(numerics.erfc(z), ref).max() < 1e-14
+    # ndtr(x) = erfc(-x / sqrt 2) / 2, where rounding x / sqrt 2 costs little (|x| <= 3)
+    x = np.concatenate([_RNG.uniform(-3, 3, 2000), [-1.0, 1.0, 0.0]])
+    assert _rel(numerics.ndtr(x), [0.5 * math.erfc(-v / math.sqrt(2)) for v in x]).max() < 1e-14
+    # and against a decimal reference in the lower tail, down to ~1e-300
+    x = np.concatenate([-np.exp(_RNG.uniform(-3, math.log(37), 120)), [-1.0, -37.0]])
+    ref = [float(_dec_ndtr_lower(Decimal(float(v)))) for v in x]
+    assert _rel(numerics.ndtr(x), ref).max() < 1e-14
+    for p in (5e-10, 1e-5, 0.01, 0.25):
+        zq = numerics.normal_upper_quantile(p)
+        assert abs(zq - float(_dec_normal_quantile(Decimal(p)))) <= 4 * np.spacing(zq), p
+    assert numerics.normal_upper_quantile(0.5) == 0.0
+
+
+def test_builders_use_no_libm_functions(monkeypatch):
+    """Every libm-backed numpy / math function and scipy disabled: the builders still give
+    exactly the pinned tables (tests/test_entropy_golden.py)."""
+    want = {"g": E.gaussian_tables().id, "l": E.laplace_tables().id,
+            "c": E.categorical_tables(np.arange(1.0, 9.0).reshape(2, 4)).id,
+            "s": E.default_scale_table().tobytes()}
+
+    def banned(*args, **kwargs):
+        raise AssertionError("a libm-dependent function was called while building tables")
+
+    for name in ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "power", "float_power", "sinh",
+                 "cosh", "tanh", "arctanh", "linspace", "logspace", "geomspace", "sum", "mean", "nansum"):
+        monkeypatch.setattr(np, name, banned)
+    for name in ("exp", "expm1", "log", "log2", "log10", "log1p", "erf", "erfc", "pow", "gamma", "lgamma"):
+        monkeypatch.setattr(math, name, banned)
+    for mod in ("scipy", "scipy.special", "scipy.stats"):
+        monkeypatch.setitem(sys.modules, mod, None)  # import scipy... raises ImportError
+    numerics.normal_upper_quantile.cache_clear()
+    got = {"g": E.gaussian_tables().id, "l": E.laplace_tables().id,
+           "c": E.categorical_tables(np.arange(1.0, 9.0).reshape(2, 4)).id,
+           "s": E.default_scale_table().tobytes()}
+    monkeypatch.undo()
+    assert got == want
+
+
+def test_builder_modules_name_no_libm_functions():
+    """A static guard beside the run-time one: entropy/tables.py and entropy/numerics.py call no
+    numpy / math transcendental, no float reduction of numpy, and import no scipy."""
+    import ast
+    import pathlib
+
+    banned = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "power", "float_power", "sqrt", "sinh",
+              "cosh", "tanh", "arctanh", "erf", "erfc", "pow", "linspace", "logspace", "geomspace", "sum",
+              "mean", "nansum", "average", "dot", "matmul", "einsum", "gamma", "lgamma"}
+    root = pathlib.Path(numerics.__file__).parent
+    for name in ("tables.py", "numerics.py"):
+        tree = ast.parse((root / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id in ("np", "numpy", "math") and node.attr in banned:
+                raise AssertionError(f"entropy/{name}:{node.lineno}: {node.value.id}.{node.attr}")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(m.split(".")[0] == "scipy" for m in mods), f"entropy/{name}:{node.lineno}"
+
+
+@pytest.mark.slow
+def test_zero_mean_tables_equal_a_high_precision_reference():
+    """Every row of the default Gaussian and Laplace tables equals the same rule evaluated in
+    decimal arithmetic (independent CDFs, exact ties): the integers are those of the maths,
+    not of one library's rounding."""
+    scales = E.default_scale_table()
+    for tables, half_width, lower_cdf in [
+        (E.gaussian_tables(), _dec_normal_quantile(Decimal(1e-9) / 2), _dec_ndtr_lower),
+        (E.laplace_tables(), -Decimal(1e-9).ln(), _dec_laplace_lower),
+    ]:
+        freq = tables.freq()
+        for r, s in enumerate(scales):
+            m, want = _dec_zero_mean_row(s, half_width, lower_cdf)
+            assert (tables.offsets[r], tables.lengths[r]) == (-m, 2 * m + 1), (tables.family, r)
+            assert freq[r, : 2 * m + 2].tolist() == want, (tables.family, r)
+
+
+#: floor(256 * scale) of the 64 default scales, as the shipped models have them (their
+#: integer level thresholds are the first 63): fixed forever.
+SHIPPED_SCALE_FLOORS = [
+    28, 31, 36, 40, 46, 52, 58, 66, 75, 85, 96, 109, 123, 139, 157, 178, 201, 228, 257, 291, 329, 373, 422, 477,
+    539, 610, 690, 780, 883, 998, 1129, 1277, 1444, 1633, 1847, 2089, 2363, 2672, 3022, 3418, 3866, 4372, 4945,
+    5592, 6325, 7153, 8090, 9149, 10347, 11702, 13235, 14968, 16928, 19145, 21652, 24487, 27694, 31320, 35421,
+    40060, 45305, 51238, 57947, 65535,
+]
+
+
+def test_default_scale_table_keeps_the_shipped_thresholds():
+    import pathlib
+
+    from codec.models.integer import ACT_BITS
+
+    new = E.default_scale_table()
+    libm = np.exp(np.linspace(math.log(0.11), math.log(256.0), 64))  # the earlier, libm-dependent form
+    assert ACT_BITS == 8  # HyperpriorLatentCodec.thresholds = floor(scale * 2**ACT_BITS)
+    assert np.floor(new * 256).astype(int).tolist() == SHIPPED_SCALE_FLOORS
+    assert np.array_equal(np.floor(new * 256), np.floor(libm * 256))  # all 64
+    assert _rel(new, libm).max() < 1e-15
+    assert np.array_equal(new.astype(np.float32), libm.astype(np.float32))
+    weights = pathlib.Path(__file__).parent.parent / "models" / "weights" / "mean-scale-small-q4.safetensors"
+    if weights.exists():  # CompressAI's float32 copy, stored with the shipped weights
+        from safetensors.numpy import load_file
+
+        stored = load_file(str(weights))["latent_codec.gaussian_conditional.scale_table"]
+        assert np.array_equal(stored, new.astype(np.float32))
+
+
+def test_cost_table_is_exact_integer_arithmetic():
+    from codec.entropy.tables import COST_ONE, cost_table
+
+    cost = cost_table()
+    f = np.arange(1, TOTAL + 1)
+    assert np.array_equal(cost[1:], np.round(-np.log2(f / TOTAL) * COST_ONE))  # the earlier float form
+    assert cost[0] == 0 and cost[TOTAL] == 0 and cost[1] == 16 * COST_ONE
+    with localcontext() as c:
+        c.prec = 40
+        for fv in (3, 1000, 40000, 65535):
+            want = (COST_ONE * (16 - Decimal(fv).ln() / Decimal(2).ln())).to_integral_value()
+            assert cost[fv] == int(want)
+
+
+# --------------------------------------------------------------------------- errors, imports
+def test_errors_join_the_codec_error_family(gauss):
+    import codec.errors
+    from codec.entropy import tables
+    from codec.entropy.errors import CodecError
+
+    assert E.CodecError is CodecError is codec.errors.CodecError
+    for cls in (E.StreamError, E.CorruptStreamError, E.TableMismatchError, E.TableError):
+        assert issubclass(cls, CodecError) and issubclass(cls, ValueError), cls
+    assert issubclass(E.CorruptStreamError, E.StreamError) and issubclass(E.TableMismatchError, E.StreamError)
+    assert rans.CorruptStreamError is E.CorruptStreamError and tables.TableError is E.TableError
+    with pytest.raises(CodecError):
+        E.decode(b"junk", torch.zeros(3, dtype=torch.int32), gauss)
+    with pytest.raises(CodecError):
+        E.CDFTables(np.zeros((1, 3), np.int32), [1], [0])
+
+
+def test_entropy_imports_lazily():
+    code = (
+        "import sys\n"
+        "import codec.entropy.errors, codec.entropy.tables, codec.entropy.format\n"
+        "from codec import entropy\n"
+        "assert entropy.CodecError and entropy.gaussian_tables and entropy.parse_header\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert entropy.encode and 'torch' in sys.modules\n"
+        "assert entropy.rans.encode_many and entropy.coder.decode\n"
+        "missing = [n for n in entropy.__all__ if not hasattr(entropy, n)]\n"
+        "assert not missing, missing\n"
+        "assert set(entropy.__all__) <= set(dir(entropy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with pytest.raises(AttributeError):
+        E.no_such_name  # noqa: B018
 
 
 # --------------------------------------------------------------------------- round trips

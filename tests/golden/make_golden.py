@@ -1,12 +1,18 @@
 """Regenerate the golden rANS streams (only when the format version changes on purpose).
 
-    python tests/golden/make_golden.py
+    python tests/golden/make_golden.py [--rebuild-tables]
 
-Writes the tables (*.safetensors), inputs (*.npz) and streams (*.rans) beside this
-file.  tests/test_entropy_golden.py checks that today's coder writes exactly these bytes.
+Writes the inputs (*.npz) and streams (*.rans) beside this file, and the tables
+(*.safetensors).  The stored tables are kept unless ``--rebuild-tables`` is given: they
+were built by the table builders of the format's first release (scipy-based, since
+replaced by the deterministic ones, which differ from them by one count in a few
+entries), and the streams pin the coder, not the builders (those are pinned by their
+ids in tests/test_entropy_golden.py).  tests/test_entropy_golden.py checks that today's
+coder writes exactly these bytes.
 """
 from __future__ import annotations
 
+import argparse
 import pathlib
 
 import numpy as np
@@ -14,15 +20,22 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def cases():
-    """name -> (tables, symbols int32, table_index int32, layout or None); deterministic."""
+def cases(rebuild_tables: bool = False):
+    """name -> (tables, symbols int32, table_index int32, layout or None); deterministic.
+
+    Uses the stored ``tables_<family>.safetensors`` where they exist (unless
+    ``rebuild_tables``), the builders otherwise."""
     from codec import entropy as E
     from codec.entropy.rans import Layout
 
+    def stored(built):
+        path = HERE / f"tables_{built.family}.safetensors"
+        return built if rebuild_tables or not path.exists() else E.CDFTables.load(path)
+
     rng = np.random.default_rng(20261123)
-    g = E.gaussian_tables(E.default_scale_table(max_scale=24.0, levels=12))
-    lap = E.laplace_tables(E.default_scale_table(max_scale=8.0, levels=6))
-    cat = E.categorical_tables(rng.dirichlet(np.ones(37) * 0.3, size=3))
+    g = stored(E.gaussian_tables(E.default_scale_table(max_scale=24.0, levels=12)))
+    lap = stored(E.laplace_tables(E.default_scale_table(max_scale=8.0, levels=6)))
+    cat = stored(E.categorical_tables(rng.dirichlet(np.ones(37) * 0.3, size=3)))
     out = {}
     idx = rng.integers(0, g.num_rows, (3, 17, 23)).astype(np.int32)
     sym = E.sample_symbols(g, idx, seed=1).numpy()
@@ -37,10 +50,13 @@ def cases():
     return out
 
 
-def main():
+def main(argv=None):
     from codec.entropy import rans
 
-    for name, (tables, sym, idx, layout) in cases().items():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rebuild-tables", action="store_true", help="rebuild the tables with today's builders")
+    args = ap.parse_args(argv)
+    for name, (tables, sym, idx, layout) in cases(args.rebuild_tables).items():
         tables.save(HERE / f"tables_{tables.family}.safetensors")
         np.savez_compressed(HERE / f"{name}.npz", symbols=sym, table_index=idx)
         (HERE / f"{name}.rans").write_bytes(rans.encode_many([(sym, idx)], tables, [layout])[0])
