@@ -1,25 +1,25 @@
-"""Python API: ``encode(image) -> bytes``, ``decode(bytes) -> image``, ``load_model(name)``.
+"""Python API: ``encode(item) -> bytes``, ``decode(bytes) -> item``, ``info(bytes)``, ``load_model(name)``.
 
-Images in: PIL images (any mode Pillow can turn into RGB or L), numpy arrays
-(``H x W`` or ``H x W x C`` with C in 1, 3, 4; uint8, or float in [0, 1]) and torch
-tensors (``[C, H, W]`` or ``[1, C, H, W]``; uint8, or float in [0, 1]).  Alpha is
-dropped.  Images out (``decode(..., output=...)``): ``"numpy"`` (uint8 ``H x W x 3``,
-or ``H x W`` for grayscale), ``"torch"`` (float32 ``[C, H, W]`` in [0, 1], exactly the
-8-bit values / 255) or ``"pil"``.
+The API is an envelope around the models: a medium (``codec.media``) turns what the
+user passes into the model's input and the model's output back into what the user
+gets; the model codes (``model.compress(x, quality) -> Payload``,
+``model.decompress(payload, quality)``); the container (``codec.container``) wraps the
+payload with the model's name, weights id and quality and the medium's descriptor.
+
+Images in: PIL images, numpy arrays and torch tensors (see :mod:`codec.media.image`).
+Images out (``decode(..., output=...)``): ``"numpy"`` (uint8 ``H x W x 3``, or ``H x W``
+for grayscale), ``"torch"`` (float32 ``[C, H, W]``, exactly the 8-bit values / 255) or
+``"pil"``.  Every mistake a user can make raises a :class:`~codec.errors.CodecError`.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
 from codec import container as ct
-from codec.errors import CodecError
-
-HYPER, LATENT = 2, 1
+from codec import media
+from codec.errors import CodecError, InputError, ResourceError
 
 
 class UntrainedModelWarning(UserWarning):
@@ -27,15 +27,19 @@ class UntrainedModelWarning(UserWarning):
 
 
 def default_device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _check_device(device) -> str:
+    import torch
+
     dev = str(device or default_device())
     if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise CodecError("--device cuda was asked for, but no CUDA device is available")
+        raise InputError("--device cuda was asked for, but no CUDA device is available")
     if not (dev == "cpu" or dev.startswith("cuda")):
-        raise CodecError(f"unknown device '{dev}' (use cpu or cuda)")
+        raise InputError(f"unknown device {dev!r} (use cpu or cuda)")
     return dev
 
 
@@ -45,198 +49,166 @@ def list_models() -> list[str]:
     return _lm()
 
 
-@functools.lru_cache(maxsize=8)
-def _load(name, quality, device):
+def _spec(name):
     from codec.models import registry
 
     try:
-        return registry.load_model(name, quality, device=device)
+        return registry.get_spec(name)
     except registry.UnknownModelError as exc:
-        raise CodecError(str(exc)) from None
+        raise InputError(str(exc)) from None
 
 
-def resolve(name: str | None = None, quality=None):
+def resolve(name: str | None = None, quality=None, medium: str = "image"):
     """(model name, quality as the model takes it) for user input: ``name`` defaults to the
-    best shipped model, ``quality`` to the model's default.  A fixed-rate model has whole
-    qualities (``4``); a variable-rate model takes any quality in its range in steps of
-    0.01 (``3.25``).  Raises :class:`CodecError` for an unknown model or quality."""
-    from codec.models.registry import DEFAULT_MODEL, get_spec
+    best shipped model of ``medium``, ``quality`` to the model's default.  A model with
+    quality levels takes whole numbers (``4``); a variable-rate model any quality in its
+    range on its step grid (``3.25``).  :class:`CodecError` for an unknown model or quality."""
+    from codec.models import registry
 
-    name = name or DEFAULT_MODEL
+    if name is None:
+        media.get(medium)
+        try:
+            name = registry.default_model(medium)
+        except registry.UnknownModelError as exc:
+            raise InputError(str(exc)) from None
+    spec = _spec(name)
     try:
-        spec = get_spec(name)
         return name, spec.check_quality(quality)
-    except (KeyError, ValueError) as exc:
-        raise CodecError(str(exc)) from None
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
-def load_model(name: str | None = None, quality=None, device=None):
-    """A frozen model from the registry (cached).  ``name`` defaults to the best shipped model.
+@functools.lru_cache(maxsize=8)
+def _load(name, key, device):
+    from codec.models import registry
 
-    A variable-rate model is one object for every quality (its ``quality`` attribute is
-    None): pass the quality to its ``compress``/``decompress``."""
-    from codec.models.registry import get_spec
+    return registry.load_model(name, key, device=device)
 
-    name, q = resolve(name, quality)
-    vr = get_spec(name).variable_rate
-    model = _load(name, None if vr else q, _check_device(device))
+
+def load_model(name: str | None = None, quality=None, device=None, medium: str = "image"):
+    """A frozen model from the registry (cached).  ``name`` defaults to the best shipped
+    model of ``medium``.  A variable-rate model is one object for every quality (its
+    ``quality`` attribute is None): pass the quality to its ``compress``/``decompress``."""
+    name, q = resolve(name, quality, medium)
+    spec = _spec(name)
+    model = _load(name, spec.quality.weights_key(q), _check_device(device))
     if not model.trained:
-        what = f"model '{name}'" if vr else f"model '{name}' quality {q}"
-        warnings.warn(f"{what} has no trained weights (random initialisation): "
+        warnings.warn(f"{spec.label(q)} has no trained weights (random initialisation): "
                       "its output is not meaningful", UntrainedModelWarning, stacklevel=2)
     return model
 
 
-# ----------------------------------------------------------------------------- images
-def to_uint8(image) -> tuple[np.ndarray, str]:
-    """Any accepted image -> (uint8 ``H x W x 3`` array, colour ``"rgb"`` or ``"gray"``)."""
+@contextlib.contextmanager
+def _resources(what: str):
+    """Allocation failures (CPU or GPU) as one-line :class:`ResourceError` s."""
+    import torch
+
     try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover
-        Image = None
-    if Image is not None and isinstance(image, Image.Image):
-        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            raise CodecError(f"only 8-bit images are supported (this one is mode {image.mode})")
-        if image.mode in ("L", "LA", "1"):
-            return np.repeat(np.asarray(image.convert("L"))[..., None], 3, axis=2), "gray"
-        return np.asarray(image.convert("RGB")), "rgb"
-    if isinstance(image, torch.Tensor):
-        t = image.detach().cpu()
-        if t.ndim == 4:
-            if t.shape[0] != 1:
-                raise CodecError("encode takes one image at a time ([C, H, W] or [1, C, H, W])")
-            t = t[0]
-        if t.ndim != 3:
-            raise CodecError(f"a tensor image must be [C, H, W] or [1, C, H, W], got {tuple(image.shape)}")
-        image = t.permute(1, 2, 0).numpy()
-    a = np.asarray(image)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise CodecError(f"an image array must be H x W or H x W x C (C = 1, 3 or 4), got shape {a.shape}")
-    if a.dtype == np.uint8:
-        pass
-    elif a.dtype.kind == "f":
-        if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
-            raise CodecError("float images must hold values in [0, 1]")
-        a = np.round(a * 255).astype(np.uint8)
-    else:
-        raise CodecError(f"image arrays must be uint8 or float in [0, 1], got {a.dtype}")
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise CodecError("the image is empty")
-    if a.shape[2] == 1:
-        return np.repeat(a, 3, axis=2), "gray"
-    return np.ascontiguousarray(a[..., :3]), "rgb"
-
-
-def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    H, W = x.shape[-2:]
-    ph, pw = (-H) % multiple, (-W) % multiple
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    return x
-
-
-def _output(rgb8: np.ndarray, colour: str, output: str):
-    if colour == "gray":
-        img = np.round(rgb8.astype(np.float32).mean(axis=2)).astype(np.uint8)
-    else:
-        img = rgb8
-    if output == "numpy":
-        return img
-    if output == "torch":
-        t = torch.from_numpy(np.ascontiguousarray(img if img.ndim == 3 else img[..., None])).permute(2, 0, 1)
-        return t.float() / 255
-    if output == "pil":
-        from PIL import Image
-
-        return Image.fromarray(img)
-    raise ValueError(f"output must be 'numpy', 'torch' or 'pil', not {output!r}")
+        yield
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise ResourceError(f"not enough memory to {what} ({exc.__class__.__name__}); "
+                            "try a smaller input or another device") from None
+    except RuntimeError as exc:
+        text = str(exc)
+        if "memory" in text and ("allocate" in text or "out of" in text or "not enough" in text):
+            first = text.strip().splitlines()[0][:160]
+            raise ResourceError(f"not enough memory to {what} ({first}); "
+                                "try a smaller input or another device") from None
+        raise
 
 
 # ----------------------------------------------------------------------------- coding
-def encode(image, *, model: str | None = None, quality=None, device=None) -> bytes:
-    """Compress one image to a self-describing stream (see ``codec/CONTAINER.md``).
+def encode(item, *, model: str | None = None, quality=None, device=None, medium: str | None = None,
+           max_pixels=None) -> bytes:
+    """Compress one item (a picture, for now) to a self-describing stream (``codec/CONTAINER.md``).
 
-    ``quality``: a whole number for fixed-rate models; any value in the range (steps of
-    0.01) for variable-rate ones (see ``codec models``).  Higher means more bits."""
-    from codec.models.registry import get_spec
-
-    name, q = resolve(model, quality)
-    spec = get_spec(name)
+    ``model`` picks the codec (default: the best shipped one of ``medium``, default
+    ``"image"``); ``quality``: a whole number for models with levels, any value in the
+    range (steps of 0.01) for variable-rate ones (see ``codec models``); higher means
+    more bits.  ``max_pixels`` raises the size limit (default
+    :data:`codec.media.image.DEFAULT_MAX_PIXELS`, or ``$CODEC_MAX_PIXELS``)."""
+    if model is not None:
+        spec = _spec(model)
+        if medium is not None and medium != spec.modality:
+            raise InputError(f"model '{model}' codes {spec.modality}, not {medium}")
+        medium = spec.modality
+    med = media.get(medium or "image")
+    item = med.from_user(item, limit=max_pixels)  # the input is checked before a model loads
+    name, q = resolve(model, quality, med.NAME)
     m = load_model(name, q, device)
+    spec = _spec(name)
     dev = next(m.parameters()).device
-    rgb, colour = to_uint8(image)
-    H, W = rgb.shape[:2]
-    if H > ct.MAX_SIDE or W > ct.MAX_SIDE:
-        raise CodecError(f"images up to {ct.MAX_SIDE} pixels a side are supported, got {W}x{H}")
-    x = torch.from_numpy(np.array(rgb)).to(dev).permute(2, 0, 1)[None].float() / 255
-    streams, _ = m.compress(_pad(x, m.multiple), q if spec.variable_rate else None)
-    kinds = [HYPER] * (len(streams) - 1) + [LATENT]
-    c = ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(q), width=W, height=H,
-                     colour=colour, sections=[ct.Section(k, 0, s) for k, s in zip(kinds, streams)])
+    with _resources(f"encode a {med.describe(item.info)}"):
+        payload = m.compress(med.model_input(item, dev), q)
+    c = ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(q), media=item.info,
+                     payload=payload)
     return ct.pack(c)
 
 
-def decode(data: bytes, *, device=None, output: str = "numpy"):
-    """Decompress a stream made by :func:`encode` (on any device) to an 8-bit image."""
-    from codec import entropy
+def decode(data: bytes, *, device=None, output: str = "numpy", max_pixels=None):
+    """Decompress a stream made by :func:`encode` (on any device, by any install).
 
-    if output not in ("numpy", "torch", "pil"):
-        raise ValueError(f"output must be 'numpy', 'torch' or 'pil', not {output!r}")
+    The work a stream asks for is bounded before any network runs: its picture must
+    be within the pixel limit (``max_pixels``, as for :func:`encode`) and its model
+    header must fit its picture size."""
     c = ct.unpack(data)
-    if c.modality != "image":
-        raise CodecError(f"this is a {c.modality} stream; only images can be decoded so far")
+    med = media.get(c.modality)
+    if output not in med.OUTPUTS:
+        raise InputError(f"output must be one of {', '.join(med.OUTPUTS)}, not {output!r}")
     q = stream_quality(c)
+    med.check_work(c.media, max_pixels)
     m = load_model(c.model, q, device)
-    vr = m.variable_rate
+    spec = _spec(c.model)
     if c.weights_id != m.weights_id:
-        raise CodecError(f"stream was made with other weights for model '{c.model}' "
-                         f"{'' if vr else f'q{q} '}"
+        raise InputError(f"stream was made with other weights for {spec.label(q)} "
                          f"({c.weights_id.hex()}) than the installed ones ({m.weights_id.hex()})")
+    payload = med.checked_payload(m, c)
     dev = next(m.parameters()).device
-    Hp, Wp = -(-c.height // m.multiple) * m.multiple, -(-c.width // m.multiple) * m.multiple
+    from codec.models.payload import PayloadError
+
     try:
-        x_hat = m.decompress([s.data for s in c.sections], Hp, Wp, device=dev, quality=q if vr else None)
-    except entropy.StreamError as exc:
-        raise CodecError(f"corrupt stream: {exc}") from None
+        with _resources(f"decode a {med.describe(c.media)}"):
+            x_hat = m.decompress(payload, q, device=dev)
+    except ResourceError:
+        raise
+    except PayloadError as exc:
+        raise InputError(f"stream does not fit its model: {exc}") from None
+    except CodecError as exc:  # the entropy stage's StreamError family
+        raise ct.ContainerError(f"corrupt stream: {exc}") from None
     except ValueError as exc:
-        raise CodecError(f"stream does not fit its model: {exc}") from None
-    rgb8 = to_8bit(x_hat[0, :, : c.height, : c.width])
-    return _output(rgb8, c.colour, output)
-
-
-def to_8bit(x: torch.Tensor) -> np.ndarray:
-    """``[3, H, W]`` float -> uint8 ``H x W x 3`` (clamp to [0, 1], round half to even)."""
-    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        raise InputError(f"stream does not fit its model: {exc}") from None
+    return med.to_user(med.model_output(x_hat, c.media), output)
 
 
 def stream_quality(c: ct.Container):
-    """The quality of a stream, as its model takes it (the container holds quality x 100 for
-    variable-rate models).  :class:`CodecError` for an unknown model or a quality it lacks."""
-    from codec.models.registry import get_spec
-
+    """The quality of a stream, as its model takes it.  :class:`CodecError` for an unknown
+    model, a model of another medium, or a quality the model lacks."""
+    spec = _spec(c.model)
+    if spec.modality != c.modality:
+        raise ct.ContainerError(f"stream says it is {c.modality}, but its model '{c.model}' codes {spec.modality}")
     try:
-        return get_spec(c.model).quality_from_code(c.quality)
-    except KeyError as exc:
-        raise CodecError(f"stream was made by an {exc}") from None
+        return spec.quality_from_code(c.quality)
     except ValueError as exc:
-        raise CodecError(f"stream does not fit its model: {exc}") from None
+        raise InputError(f"stream does not fit its model: {exc}") from None
 
 
 def info(data: bytes) -> dict:
-    """What a stream holds: model, weights, picture, sections and sizes (bytes and bpp)."""
+    """What a stream holds: model, weights, medium, sections and sizes (bytes and rate)."""
     c = ct.unpack(data)
-    names = {HYPER: "hyper-latent", LATENT: "latent"}
     try:
         quality = stream_quality(c)
     except CodecError:  # a model this installation does not know: the raw field
         quality = c.quality
-    return {
-        "modality": c.modality, "model": c.model, "quality": quality, "weights_id": c.weights_id.hex(),
-        "width": c.width, "height": c.height, "colour": c.colour, "bit_depth": c.bit_depth,
-        "bytes": len(data), "header_bytes": ct.header_size(c),
-        "bpp": 8 * len(data) / (c.width * c.height),
-        "sections": [{"kind": names.get(s.kind, str(s.kind)), "index": s.index, "bytes": len(s.data)}
-                     for s in c.sections],
-    }
+    d = {"modality": c.modality, "model": c.model, "quality": quality, "weights_id": c.weights_id.hex(),
+         "version": c.version, "bytes": len(data), "header_bytes": ct.header_size(data, c),
+         "model_header_bytes": len(c.payload.header),
+         "sections": [{"kind": s.kind, "index": s.index, "flags": s.flags, "bytes": len(s.data)}
+                      for s in c.sections]}
+    d.update({k: v for k, v in vars(c.media).items()})
+    try:
+        med = media.get(c.modality)
+    except InputError:
+        return d
+    d["rate_unit"] = med.RATE_UNIT
+    d[med.RATE_UNIT] = med.rate(len(data), c.media)
+    return d

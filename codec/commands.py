@@ -6,45 +6,49 @@ import sys
 import time
 import warnings
 
-from codec.errors import CodecError
-from codec.fileio import atomic_write, check_output, read_image_file
+from codec.errors import CodecError, InputError
+from codec.fileio import atomic_write, check_output
 
 STREAM_EXT = ".nmc"
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "encode", help="compress images to .nmc streams",
-        description="Compress images (PNG, JPEG and every other format Pillow reads) to .nmc streams. "
-        "One input: OUTPUT is the stream file. Several inputs (or OUTPUT ending in '/' or an existing "
-        "directory): OUTPUT is a directory and each stream is named after its input (NAME.nmc).")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files")
+        "encode", help="compress media files to .nmc streams",
+        description="Compress media files to .nmc streams; each file reaches the codec of its medium (images: "
+        "PNG, JPEG and every other format Pillow reads; audio and video have no shipped codec yet). One input: "
+        "OUTPUT is the stream file. Several inputs (or OUTPUT ending in '/' or an existing directory): OUTPUT "
+        "is a directory and each stream is named after its input (NAME.nmc).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="media files (one medium per call)")
     p.add_argument("-o", "--output", required=True, help="output stream file, or directory for several inputs")
-    p.add_argument("--model", default=None, help="model name (see 'codec models'; default: the best shipped one)")
+    p.add_argument("--model", default=None, help="model name (see 'codec models'; default: the best shipped one "
+                   "for the medium)")
     p.add_argument("--quality", type=float, default=None,
-                   help="quality of the model, higher = more bits: a whole number for fixed-rate models, any value "
-                        "in the range (steps of 0.01) for variable-rate ones (see 'codec models'; default: the "
-                        "model's default)")
+                   help="quality of the model, higher = more bits: a whole number for models with levels, any "
+                        "value in the range (steps of 0.01) for variable-rate ones (see 'codec models'; default: "
+                        "the model's default)")
     _common(p)
     p.set_defaults(func=_encode)
 
     p = sub.add_parser(
-        "decode", help="decompress .nmc streams to PNG",
-        description="Decompress .nmc streams to 8-bit PNG images. One input: OUTPUT is the PNG file. "
-        "Several inputs (or OUTPUT ending in '/' or an existing directory): OUTPUT is a directory and each "
-        "image is named after its stream (NAME.png).")
+        "decode", help="decompress .nmc streams (images to PNG)",
+        description="Decompress .nmc streams (images to 8-bit PNG). One input: OUTPUT is the file. Several "
+        "inputs (or OUTPUT ending in '/' or an existing directory): OUTPUT is a directory and each output is "
+        "named after its stream (NAME.png).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".nmc stream files")
-    p.add_argument("-o", "--output", required=True, help="output PNG file, or directory for several inputs")
+    p.add_argument("-o", "--output", required=True, help="output file, or directory for several inputs")
     _common(p)
     p.set_defaults(func=_decode)
 
     p = sub.add_parser("info", help="print what a stream contains",
-                       description="Print the model, weights, picture size, sections and bytes of .nmc streams.")
+                       description="Print the model, weights, medium, sections and bytes of .nmc streams.")
     p.add_argument("inputs", nargs="+", metavar="FILE")
+    p.add_argument("--all-sections", action="store_true",
+                   help=f"list every section (default: the first {INFO_SECTIONS}, then a summary per kind)")
     p.set_defaults(func=_info)
 
     p = sub.add_parser("models", help="list the models and whether trained weights ship",
-                       description="List the registered models, their quality levels and shipped weights.")
+                       description="List the registered models, their medium, qualities and shipped weights.")
     p.set_defaults(func=_models)
 
     p = sub.add_parser(
@@ -67,9 +71,15 @@ def register(sub) -> None:
     p.set_defaults(func=_selftest)
 
 
+INFO_SECTIONS = 16
+
+
 def _common(p):
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files (regular files only)")
+    p.add_argument("--max-pixels", type=float, default=None, metavar="N",
+                   help="largest picture to code, in pixels (default 2^25 = 33.5 Mpx, or $CODEC_MAX_PIXELS); "
+                        "coding needs about 260 bytes of memory per pixel")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
 
 
@@ -117,46 +127,66 @@ def _run_many(pairs, one, quiet, what):
     return 0
 
 
-def _warn_untrained(model_name, quality, device):
+def _load_model(model_name, quality, device, medium="image"):
     """(model, quality as the model takes it); a warning on stderr for an untrained model."""
     import codec
-    from codec.api import resolve
+    from codec.api import _spec, resolve
 
-    name, q = resolve(model_name, quality)
+    name, q = resolve(model_name, quality, medium)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", codec.UntrainedModelWarning)
         m = codec.load_model(name, q, device)
     if not m.trained:
-        what = f"model '{m.name}'" + ("" if m.variable_rate else f" quality {q}")
-        print(f"codec: warning: {what} has no trained weights "
+        print(f"codec: warning: {_spec(name).label(q)} has no trained weights "
               "(random initialisation): its output is not meaningful", file=sys.stderr)
     return m, q
+
+
+def _medium_of_inputs(inputs, model_name):
+    """The one medium of the inputs (checked to exist first); the model's, when one is named."""
+    from codec import media
+    from codec.api import _spec
+
+    for src in inputs:
+        if not os.path.exists(src):
+            raise InputError(f"no such file: {src}")
+        if os.path.isdir(src):
+            raise InputError(f"{src} is a directory (give the files, e.g. {src.rstrip('/')}/*.png)")
+    kinds = sorted({media.medium_of(src) for src in inputs})
+    if len(kinds) > 1:
+        raise InputError(f"the inputs mix media ({', '.join(kinds)}): encode one medium per call")
+    medium = kinds[0]
+    if model_name is not None and _spec(model_name).modality != medium:
+        raise InputError(f"model '{model_name}' codes {_spec(model_name).modality}, not {medium} "
+                         f"({inputs[0]})")
+    return media.get(medium)
 
 
 def _encode(args) -> int:
     import codec
 
+    med = _medium_of_inputs(args.inputs, args.model)  # before any model loads
     pairs = _targets(args.inputs, args.output, STREAM_EXT)
     for _, dst in pairs:
         check_output(dst, args.force)
-    m, q = _warn_untrained(args.model, args.quality, args.device)
+    m, q = _load_model(args.model, args.quality, args.device, med.NAME)
 
     def one(src, dst):
-        img = read_image_file(src)
+        item = med.read(src, limit=args.max_pixels)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", codec.UntrainedModelWarning)
-            data = codec.encode(img, model=m.name, quality=q, device=args.device)
+            data = codec.encode(item, model=m.name, quality=q,
+                                device=args.device, max_pixels=args.max_pixels)
         atomic_write(dst, data, args.force)
-        w, h = img.size
-        return f"{src} -> {dst}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp ({m.name} q{q:g})"
+        return (f"{src} -> {dst}: {len(data)} bytes, {med.rate(len(data), item.info):.4f} {med.RATE_UNIT} "
+                f"({m.name} q{q:g})")
 
     return _run_many(pairs, one, args.quiet, "encode")
 
 
 def _decode(args) -> int:
-    import io
-
     import codec
+    from codec import media
     from codec.api import stream_quality
     from codec.container import unpack
 
@@ -165,101 +195,127 @@ def _decode(args) -> int:
         check_output(dst, args.force)
 
     def one(src, dst):
-        with open(src, "rb") as f:
-            data = f.read()
+        data = read_stream(src)
         c = unpack(data)
+        med = media.get(c.modality)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", codec.UntrainedModelWarning)
-            img = codec.decode(data, device=args.device, output="pil")
+            out = codec.decode(data, device=args.device, output="numpy", max_pixels=args.max_pixels)
         if any(issubclass(w.category, codec.UntrainedModelWarning) for w in caught):
             print(f"codec: warning: model '{c.model}' has no trained weights", file=sys.stderr)
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        atomic_write(dst, buf.getvalue(), args.force)
-        return f"{src} -> {dst}: {img.size[0]}x{img.size[1]} {c.colour} ({c.model} q{stream_quality(c):g})"
+        atomic_write(dst, med.encode_png(med.from_user(out)), args.force)
+        return f"{src} -> {dst}: {med.describe(c.media)}, {c.media.colour} ({c.model} q{stream_quality(c):g})"
 
     return _run_many(pairs, one, args.quiet, "decode")
 
 
+MAX_STREAM_BYTES = 1 << 32
+
+
+def read_stream(path) -> bytes:
+    """The bytes of a stream file (:class:`InputError` for a missing, special or huge file)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path} is a directory, not a stream")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path} is not a regular file")
+    if st.st_size > MAX_STREAM_BYTES:
+        raise InputError(f"{path} is {st.st_size} bytes, larger than any stream ({MAX_STREAM_BYTES})")
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _info(args) -> int:
+    import collections
+
     import codec
 
     status = 0
     for path in args.inputs:
         try:
-            with open(path, "rb") as f:
-                d = codec.info(f.read())
+            d = codec.info(read_stream(path))
         except (CodecError, OSError) as exc:
             print(f"codec: error: {path}: {exc}", file=sys.stderr)
             status = 2
             continue
         print(f"{path}")
-        print(f"  {d['modality']} {d['width']}x{d['height']} {d['colour']} {d['bit_depth']}-bit")
-        print(f"  model {d['model']} quality {d['quality']:g} weights {d['weights_id']}")
-        print(f"  {d['bytes']} bytes = {d['bpp']:.4f} bpp  (header {d['header_bytes']} bytes)")
-        for i, s in enumerate(d["sections"]):
-            print(f"  section {i}: {s['kind']:<12} {s['bytes']:>9} bytes")
+        if d["modality"] == "image":
+            print(f"  image {d['width']}x{d['height']} {d['colour']} {d['bit_depth']}-bit")
+        else:
+            print(f"  {d['modality']} " + ", ".join(f"{k} {d[k]}" for k in ("width", "height", "frames", "fps",
+                  "sample_rate", "channels", "samples", "colour", "bit_depth") if k in d))
+        print(f"  model {d['model']} quality {d['quality']:g} weights {d['weights_id']} (container v{d['version']})")
+        rate = f" = {d[d['rate_unit']]:.4f} {d['rate_unit']}" if "rate_unit" in d else ""
+        print(f"  {d['bytes']} bytes{rate}  (header {d['header_bytes']} bytes)")
+        secs = d["sections"]
+        shown = secs if args.all_sections else secs[:INFO_SECTIONS]
+        for i, s in enumerate(shown):
+            key = " key" if s["flags"] & 1 else ""
+            where = f" [{s['index']}]" if d["modality"] != "image" else ""
+            print(f"  section {i}: {s['kind']:<12}{where} {s['bytes']:>9} bytes{key}")
+        if len(shown) < len(secs):
+            per = collections.Counter(s["kind"] for s in secs)
+            size = collections.Counter()
+            for s in secs:
+                size[s["kind"]] += s["bytes"]
+            print(f"  ... {len(secs) - len(shown)} more sections (--all-sections lists them); in all: "
+                  + ", ".join(f"{per[k]} {k} ({size[k]} bytes)" for k in per))
     return status
 
 
 def _models(args) -> int:
-    from codec.models.registry import DEFAULT_MODEL, MODELS, has_weights
+    from codec.models.registry import DEFAULT_MODELS, MODELS, has_weights
 
+    defaults = set(DEFAULT_MODELS.values())
     for name, spec in sorted(MODELS.items()):
-        mark = "*" if name == DEFAULT_MODEL else " "
-        lo, hi = spec.qualities[0], spec.qualities[-1]
-        if spec.variable_rate:
+        mark = "*" if name in defaults else " "
+        qs = spec.quality
+        if qs.continuous:
             w = "trained weights" if has_weights(name) else "NO trained weights"
-            print(f"{mark} {name:<16} quality {lo}..{hi}, any value (steps of 0.01) "
-                  f"(default {spec.default_quality}); {w}")
         else:
-            shipped = [q for q in spec.qualities if has_weights(name, q)]
+            shipped = [q for q in range(qs.lo, qs.hi + 1) if has_weights(name, q)]
             w = f"trained weights for q{','.join(map(str, shipped))}" if shipped else "NO trained weights"
-            print(f"{mark} {name:<16} qualities {lo}..{hi} (default {spec.default_quality}); {w}")
+        print(f"{mark} {name:<16} {spec.modality}, {qs.describe()}; {w}")
         print(f"  {spec.description}")
-    print("* default model")
+    print("* default model of its medium (" + ", ".join(f"{k}: {v}" for k, v in DEFAULT_MODELS.items()) + ")")
     return 0
 
 
 def _demo(args) -> int:
     from importlib import resources
 
-    import numpy as np
-    from PIL import Image
-
     import codec
+    from codec.media import image as med
+    from codec.media.image_metrics import psnr_rgb
 
     if args.output:
         check_output(args.output, args.force)
     src = resources.files("codec").joinpath("assets", "kodim23.png")
     with resources.as_file(src) as path:
-        img = Image.open(path)
-        img.load()
-    m, q = _warn_untrained(args.model, args.quality, args.device)
+        pic = med.read(path)
+    m, q = _load_model(args.model, args.quality, args.device)
     dev = str(next(m.parameters()).device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", codec.UntrainedModelWarning)
         t0 = time.perf_counter()
-        data = codec.encode(img, model=m.name, quality=q, device=dev)
+        data = codec.encode(pic, model=m.name, quality=q, device=dev)
         t1 = time.perf_counter()
         out = codec.decode(data, device=dev)
         t2 = time.perf_counter()
-    ref = np.asarray(img.convert("RGB")).astype(np.float64)
-    mse = np.mean((ref - out.astype(np.float64)) ** 2)
-    psnr = 10 * np.log10(255.0 ** 2 / mse) if mse > 0 else float("inf")
-    w, h = img.size
+    h, w = pic.rgb.shape[:2]
     print(f"sample   kodim23.png {w}x{h} (Kodak)")
     print(f"model    {m.name} quality {q:g} on {dev}{'' if m.trained else '  [UNTRAINED]'}")
     print(f"size     {len(data)} bytes")
-    print(f"bpp      {8 * len(data) / (w * h):.4f}")
-    print(f"PSNR     {psnr:.2f} dB (RGB, 8-bit)")
+    print(f"bpp      {med.rate(len(data), pic.info):.4f}")
+    print(f"PSNR     {psnr_rgb(pic.rgb, out):.2f} dB (RGB, 8-bit)")
     print(f"time     encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
     if args.output:
-        import io
-
-        buf = io.BytesIO()
-        Image.fromarray(out).save(buf, format="PNG")
-        atomic_write(args.output, buf.getvalue(), args.force)
+        atomic_write(args.output, med.encode_png(med.Picture(out)), args.force)
         print(f"wrote    {args.output}")
     return 0
 

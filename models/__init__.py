@@ -1,10 +1,5 @@
-"""Learned image models, their latent codecs and the registry of shipped weights."""
-import warnings as _warnings
+"""Learned models, their latent codecs, their bitstreams (``payload``) and the registry of shipped weights.
 
-# CompressAI scripts a few functions with torch.jit.script when imported, which newer
-# torch versions answer with a FutureWarning on every run of the CLI: import it once here,
-# quietly (only that warning, only during this import).
-with _warnings.catch_warnings():
-    _warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-    import compressai.entropy_models  # noqa: F401
-    import compressai.layers  # noqa: F401
+Importing ``codec.models`` is cheap: the architectures (and CompressAI, torch) load when a
+model is first built (``codec.models.registry.ModelSpec.arch_class``).
+"""

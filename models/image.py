@@ -2,18 +2,22 @@
 
 Architectures of Balle et al. 2018 (factorized prior, scale hyperprior) and Minnen et
 al. 2018 (mean-scale hyperprior, without the autoregressive context), built from
-CompressAI's layers.  Images are ``[1, 3, H, W]`` float in ``[0, 1]`` with ``H`` and
-``W`` multiples of :attr:`ImageModel.multiple` (the API pads and crops).
+CompressAI's layers.  Images are ``[1, 3, H, W]`` float in ``[0, 1]``; a model pads
+them to a multiple of :attr:`ImageModel.multiple` itself and writes its latent grid in
+its payload header.
 """
 from __future__ import annotations
 
+import struct
+
 import torch
 import torch.nn as nn
-from compressai.layers import GDN
-from compressai.models.utils import conv, deconv
+import torch.nn.functional as F
+from codec.models._compressai import GDN, conv, deconv
 
 from codec.models.integer import exact_mode
 from codec.models.latent_codecs import FactorizedLatentCodec, GainLatentCodec, HyperpriorLatentCodec
+from codec.models.payload import Payload, PayloadError, Section
 
 
 def _analysis(N, M):
@@ -26,15 +30,24 @@ def _synthesis(N, M):
 
 
 class ImageModel(nn.Module):
-    """Base: ``g_a``, ``latent_codec``, ``g_s``.
+    """Base: ``g_a``, ``latent_codec``, ``g_s``; owns its bitstream.
 
-    Variable-rate models (``variable_rate = True``) take a ``quality`` (float in
-    ``[1, levels]``, or a tensor ``[B]`` in training) in ``forward``, ``compress`` and
-    ``decompress``; fixed-rate models take none (their quality is their weights).
+    ``compress(x, quality) -> Payload`` takes one picture ``[1, 3, H, W]`` in [0, 1] of
+    any size: it pads it (replicating the border) to a multiple of :attr:`multiple`,
+    codes it and writes the latent grid in the payload's header (:meth:`header_for`).
+    ``decompress(payload, quality) -> [1, 3, H', W']`` returns the padded reconstruction
+    (float, not clamped); the caller crops it to the picture size it knows.
+
+    Variable-rate models (``variable_rate = True``) code at any ``quality`` in
+    ``[1, levels]`` (a tensor ``[B]`` in training's ``forward``); a fixed-rate model's
+    quality is its weights, so it takes ``None`` or its own :attr:`quality`.
     """
 
+    modality = "image"
     multiple = 16  # H, W must be multiples of this (64 with a hyperprior)
     variable_rate = False
+    quality = None  # a fixed-rate model's level, set by the registry
+    _HEADER = struct.Struct("<II")  # latent grid: rows, columns
 
     def __init__(self, N: int, M: int):
         super().__init__()
@@ -42,14 +55,20 @@ class ImageModel(nn.Module):
         self.g_a = _analysis(N, M)
         self.g_s = _synthesis(N, M)
 
+    @property
+    def section_kinds(self) -> tuple:
+        """The sections this model writes, in order."""
+        return self.latent_codec.kinds
+
     def _q(self, quality):
         """The latent codec's extra arguments for ``quality``."""
         if self.variable_rate:
             if quality is None:
                 raise ValueError("a variable-rate model needs a quality")
             return (quality,)
-        if quality is not None:
-            raise ValueError("a fixed-rate model takes no quality argument (its weights are its quality)")
+        if quality is not None and (self.quality is None or float(quality) != float(self.quality)):
+            raise ValueError(f"this model codes at quality {self.quality} only (its weights are its quality), "
+                             f"not {quality}")
         return ()
 
     def forward(self, x, quality=None):
@@ -70,27 +89,49 @@ class ImageModel(nn.Module):
     def load_frozen(self, state: dict):
         self.latent_codec.load_frozen(state, "frozen.")
 
-    def latent_shape(self, H: int, W: int):
-        return (1, self.M, H // 16, W // 16)
+    # -- the bitstream ---------------------------------------------------------------------
+    def grid(self, H: int, W: int) -> tuple:
+        """The latent grid (rows, columns) of a picture of ``H x W`` pixels."""
+        return -(-H // self.multiple) * self.multiple // 16, -(-W // self.multiple) * self.multiple // 16
+
+    def header_for(self, H: int, W: int) -> bytes:
+        """The model header of a picture of ``H x W`` pixels: its latent grid."""
+        return self._HEADER.pack(*self.grid(H, W))
+
+    def _grid_of(self, header: bytes) -> tuple:
+        if len(header) != self._HEADER.size:
+            raise PayloadError(f"an image model's header has {self._HEADER.size} bytes, not {len(header)}")
+        h, w = self._HEADER.unpack(header)
+        if h < 1 or w < 1 or h % (self.multiple // 16) or w % (self.multiple // 16):
+            raise PayloadError(f"latent grid {h}x{w} does not fit the model (multiples of {self.multiple // 16})")
+        return h, w
 
     @torch.no_grad()
-    def compress(self, x, quality=None):
-        """``x``: ``[1, 3, H, W]`` in [0, 1] -> (list of streams, y_hat)."""
-        if x.shape[0] != 1 or x.shape[-2] % self.multiple or x.shape[-1] % self.multiple:
-            raise ValueError(f"compress takes one image with sides multiple of {self.multiple}")
+    def compress(self, x, quality=None) -> Payload:
+        """``x``: ``[1, 3, H, W]`` in [0, 1], any ``H``, ``W`` -> :class:`Payload`."""
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise ValueError(f"compress takes one picture [1, 3, H, W], got {tuple(x.shape)}")
+        H, W = x.shape[-2:]
+        ph, pw = (-H) % self.multiple, (-W) % self.multiple
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         with exact_mode():
             y = self.g_a(x)
-            return self.latent_codec.compress(y, *self._q(quality))
+            streams, _ = self.latent_codec.compress(y, *self._q(quality))
+        return Payload([Section(k, s) for k, s in zip(self.section_kinds, streams)], self.header_for(H, W))
 
     @torch.no_grad()
-    def decompress(self, streams, H: int, W: int, device="cpu", quality=None):
-        """Streams -> reconstruction ``[1, 3, H, W]`` (float, not clamped)."""
+    def decompress(self, payload: Payload, quality=None, device="cpu"):
+        """:class:`Payload` -> padded reconstruction ``[1, 3, 16 h, 16 w]`` (float, not clamped)."""
+        h, w = self._grid_of(payload.header)
+        streams = payload.expect(self.section_kinds, f"model '{getattr(self, 'name', type(self).__name__)}'")
         with exact_mode():
-            y_hat = self.latent_codec.decompress(streams, self.latent_shape(H, W), *self._q(quality), device=device)
+            y_hat = self.latent_codec.decompress(streams, (1, self.M, h, w), *self._q(quality), device=device)
             return self.g_s(y_hat.to(device))
 
     @torch.no_grad()
     def synthesize(self, y_hat):
+        """The synthesis transform as coding runs it (for tests and tools)."""
         with exact_mode():
             return self.g_s(y_hat)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from codec.models._compressai import EntropyBottleneck, GaussianConditional
 
 from codec import entropy
 from codec.models.integer import ACT_BITS, IntegerNet
@@ -40,6 +40,8 @@ class NotFrozenError(RuntimeError):
 
 
 class FactorizedLatentCodec(nn.Module):
+    kinds = ("latent",)  # the sections it writes, in order (codec.models.payload.KINDS)
+
     def __init__(self, channels: int):
         super().__init__()
         self.channels = channels
@@ -55,7 +57,9 @@ class FactorizedLatentCodec(nn.Module):
 
     # -- coding state ---------------------------------------------------------------
     def freeze(self):
-        self.tables = entropy.factorized_tables_from_bottleneck(self.entropy_bottleneck)
+        from codec.models.compressai_tables import factorized_tables_from_bottleneck
+
+        self.tables = factorized_tables_from_bottleneck(self.entropy_bottleneck)
 
     def frozen_state(self, prefix):
         return self._tables().state_dict(prefix + "tables.")
@@ -86,6 +90,8 @@ class FactorizedLatentCodec(nn.Module):
 
 class HyperpriorLatentCodec(nn.Module):
     """``y`` given a hyper-latent: scale hyperprior (``mean=False``) or mean-scale (``mean=True``)."""
+
+    kinds = ("hyper-latent", "latent")
 
     def __init__(self, h_a: nn.Module, h_s: nn.Sequential, z_channels: int, mean: bool,
                  abs_input: bool = False, scale_table=None):
@@ -212,6 +218,7 @@ class GainLatentCodec(nn.Module):
         if levels < 2:
             raise ValueError("a variable-rate codec needs at least 2 levels")
         self.inner, self.channels, self.levels = inner, channels, levels
+        self.kinds = inner.kinds
         self.log_gain = nn.Parameter(torch.zeros(levels, channels))
         self.log_inv_gain = nn.Parameter(torch.zeros(levels, channels))
 

@@ -10,81 +10,146 @@ never pickle).  A model without shipped weights loads randomly initialised
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 
-import torch
-
-from codec.models.image import (FactorizedPrior, ImageModel, MeanScaleHyperprior, ScaleHyperprior,
-                                VariableRateMeanScale)
-from codec.models.integer import IntegerNet
-
 
 @dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    arch: type
-    kwargs: dict = field(default_factory=dict)
-    qualities: tuple = tuple(range(1, 9))
-    default_quality: int = 4
-    description: str = ""
+class QualitySpec:
+    """A model's quality knob: whole levels ``lo..hi`` with one set of weights each
+    (``step = None``), or a continuous range ``[lo, hi]`` in steps of ``step`` served by
+    one set of weights (variable rate).  Higher means more bits."""
+
+    lo: int = 1
+    hi: int = 8
+    default: int = 4
+    step: float | None = None
 
     @property
-    def variable_rate(self) -> bool:
-        return bool(getattr(self.arch, "variable_rate", False))
+    def continuous(self) -> bool:
+        return self.step is not None
 
-    def check_quality(self, quality):
-        """The quality as this model takes it: an int of ``qualities`` for a fixed-rate model;
-        for a variable-rate model a float in ``[first, last]`` in steps of 0.01 (what a
-        stream can hold).  Raises ``ValueError`` with a message for users."""
-        lo, hi = self.qualities[0], self.qualities[-1]
+    @property
+    def scale(self) -> int:
+        """Steps per unit of a continuous quality (100 for steps of 0.01)."""
+        return round(1 / self.step)
+
+    def check(self, quality):
+        """The quality as the model takes it (an int level, or a float on the step grid);
+        ``ValueError`` with a message for users."""
         if quality is None:
-            return float(self.default_quality) if self.variable_rate else self.default_quality
+            return float(self.default) if self.continuous else self.default
+        if isinstance(quality, bool):
+            raise ValueError(f"quality must be a number, not {quality!r}")
         try:
             q = float(quality)
         except (TypeError, ValueError):
             raise ValueError(f"quality must be a number, not {quality!r}") from None
         if not math.isfinite(q):
             raise ValueError(f"quality must be a finite number, not {quality!r}")
-        if self.variable_rate:
-            if not lo <= q <= hi:
-                raise ValueError(f"model '{self.name}' takes a quality from {lo} to {hi} "
-                                 f"(any value in steps of 0.01), not {quality}")
-            return round(q * 100) / 100
-        if q != int(q) or int(q) not in self.qualities:
-            raise ValueError(f"model '{self.name}' has qualities {lo}..{hi} (whole numbers), not {quality}")
+        if self.continuous:
+            if not self.lo <= q <= self.hi:
+                raise ValueError(f"quality must lie in {self.lo}..{self.hi} (any value in steps of {self.step:g}), "
+                                 f"not {quality}")
+            return round(q * self.scale) / self.scale
+        if q != int(q) or not self.lo <= int(q) <= self.hi:
+            raise ValueError(f"quality must be a whole number in {self.lo}..{self.hi}, not {quality}")
         return int(q)
 
+    def code(self, quality) -> int:
+        """The container's 16-bit quality field: the level, or the quality / step."""
+        q = self.check(quality)
+        return round(q * self.scale) if self.continuous else q
+
+    def from_code(self, code: int):
+        return self.check(code / self.scale if self.continuous else code)
+
+    def weights_key(self, quality):
+        """Which weights serve ``quality``: its level, or None (one set for the whole range)."""
+        return None if self.continuous else self.check(quality)
+
+    def describe(self) -> str:
+        if self.continuous:
+            return f"quality {self.lo}..{self.hi}, any value (steps of {self.step:g}) (default {self.default})"
+        return f"qualities {self.lo}..{self.hi} (default {self.default})"
+
+
+LEVELS = QualitySpec()
+CONTINUOUS = QualitySpec(step=0.01)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its name (written into every stream), the medium it codes, its
+    architecture as ``"module:Class"`` (imported on first use, so listing models is cheap),
+    the architecture's keyword arguments, its quality knob and a line for ``codec models``."""
+
+    name: str
+    modality: str
+    arch: str
+    kwargs: dict = field(default_factory=dict)
+    quality: QualitySpec = LEVELS
+    description: str = ""
+
+    @property
+    def variable_rate(self) -> bool:
+        return self.quality.continuous
+
+    def label(self, quality=None) -> str:
+        """``model 'NAME'``, with `` quality Q`` when the quality picks the weights (for messages)."""
+        key = self.quality.weights_key(quality) if quality is not None else None
+        return f"model '{self.name}'" + ("" if key is None else f" quality {key}")
+
+    def arch_class(self):
+        module, _, cls = self.arch.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def check_quality(self, quality):
+        """The quality as this model takes it (see :meth:`QualitySpec.check`), naming the model in errors."""
+        try:
+            return self.quality.check(quality)
+        except ValueError as exc:
+            raise ValueError(f"model '{self.name}': {exc}") from None
+
     def quality_code(self, quality) -> int:
-        """The container's 16-bit quality field: the quality, or quality x 100 (variable rate)."""
-        q = self.check_quality(quality)
-        return round(q * 100) if self.variable_rate else q
+        return self.quality.code(self.check_quality(quality))
 
     def quality_from_code(self, code: int):
-        return self.check_quality(code / 100 if self.variable_rate else code)
+        return self.check_quality(code / self.quality.scale if self.quality.continuous else code)
+
+    def weights_filename(self, quality=None) -> str:
+        """``NAME-qQ.safetensors`` (one file per level), or ``NAME.safetensors`` (one for the range)."""
+        key = self.quality.weights_key(quality)
+        return f"{self.name}.safetensors" if key is None else f"{self.name}-q{key}.safetensors"
 
 
+_IMAGE = "codec.models.image:"
 MODELS: dict[str, ModelSpec] = {
     s.name: s
     for s in [
-        ModelSpec("factorized", FactorizedPrior, dict(N=128, M=192),
+        ModelSpec("factorized", "image", _IMAGE + "FactorizedPrior", dict(N=128, M=192),
                   description="factorized prior (Balle 2018), N=128 M=192"),
-        ModelSpec("hyperprior", ScaleHyperprior, dict(N=128, M=192),
+        ModelSpec("hyperprior", "image", _IMAGE + "ScaleHyperprior", dict(N=128, M=192),
                   description="scale hyperprior (Balle 2018), N=128 M=192, integer hyper-synthesis"),
-        ModelSpec("mean-scale", MeanScaleHyperprior, dict(N=128, M=192),
+        ModelSpec("mean-scale", "image", _IMAGE + "MeanScaleHyperprior", dict(N=128, M=192),
                   description="mean-scale hyperprior (Minnen 2018, no context), N=128 M=192, "
                               "integer hyper-synthesis"),
-        ModelSpec("mean-scale-small", MeanScaleHyperprior, dict(N=64, M=96),
+        ModelSpec("mean-scale-small", "image", _IMAGE + "MeanScaleHyperprior", dict(N=64, M=96),
                   description="mean-scale hyperprior, N=64 M=96: a quarter of the work, for CPUs"),
-        ModelSpec("mean-scale-vr", VariableRateMeanScale, dict(N=64, M=96, levels=8),
+        ModelSpec("mean-scale-vr", "image", _IMAGE + "VariableRateMeanScale", dict(N=64, M=96, levels=8),
+                  quality=CONTINUOUS,
                   description="variable-rate mean-scale hyperprior (gain units), N=64 M=96: one set of "
                               "weights, continuous quality 1..8"),
     ]
 }
-DEFAULT_MODEL = "mean-scale-vr"  # the best model with shipped weights
+MODALITIES = ("image", "audio", "video")
+#: the best model with shipped weights, per medium (a medium missing here has no codec yet)
+DEFAULT_MODELS = {"image": "mean-scale-vr"}
+DEFAULT_MODEL = DEFAULT_MODELS["image"]
 
 
 class UnknownModelError(KeyError):
@@ -95,13 +160,20 @@ class UnknownModelError(KeyError):
 def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
-    except KeyError:
-        raise UnknownModelError(f"unknown model '{name}' (known: {', '.join(sorted(MODELS))})") from None
+    except (KeyError, TypeError):
+        raise UnknownModelError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})") from None
 
 
-def weights_filename(name: str, quality) -> str:
-    """``NAME-qQ.safetensors``, or ``NAME.safetensors`` for a variable-rate model."""
-    return f"{name}.safetensors" if get_spec(name).variable_rate else f"{name}-q{quality}.safetensors"
+def default_model(modality: str) -> str:
+    """The default model of a medium; :class:`UnknownModelError` when none ships yet."""
+    if modality not in DEFAULT_MODELS:
+        raise UnknownModelError(f"no {modality} codec ships yet (models: "
+                                f"{', '.join(f'{n} ({s.modality})' for n, s in sorted(MODELS.items()))})")
+    return DEFAULT_MODELS[modality]
+
+
+def weights_filename(name: str, quality=None) -> str:
+    return get_spec(name).weights_filename(quality)
 
 
 def weights_path(name: str, quality=None):
@@ -114,6 +186,8 @@ def has_weights(name: str, quality=None) -> bool:
 
 def weights_id(state: dict) -> bytes:
     """8-byte content hash of a state dict (names, dtypes, shapes and values)."""
+    import torch
+
     h = hashlib.sha256(b"codec.models.weights/v1")
     for k in sorted(state):
         t = state[k].detach().to("cpu").contiguous()
@@ -128,40 +202,11 @@ def _split(state: dict):
     return params, frozen
 
 
-def full_state(model: ImageModel) -> dict:
+def full_state(model) -> dict:
     """Everything a coder needs: float weights + frozen coding state (tables, integer nets)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     state.update(model.frozen_state())
     return state
-
-
-def save_weights(model: ImageModel, path, metadata: dict | None = None, half: bool = False) -> bytes:
-    """Write a frozen model as safetensors (atomic); returns its weights id."""
-    import os
-    import tempfile
-
-    from safetensors.torch import save_file
-
-    # a frozen integer network is a module too: its buffers are stored once, under "frozen."
-    skip = tuple(n + "." for n, m in model.named_modules() if isinstance(m, IntegerNet))
-    state = {k: v for k, v in full_state(model).items() if not k.startswith(skip)}
-    if half:  # parameters only: buffers (GDN pedestals, likelihood floors) underflow in fp16
-        params = {k for k, _ in model.named_parameters()}
-        state = {k: (v.half() if k in params and v.is_floating_point() else v) for k, v in state.items()}
-    meta = {"format": "codec.weights/v1"}
-    meta.update({k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()})
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=meta)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return weights_id(state)
 
 
 def _arch_kwargs(spec: ModelSpec, meta: dict) -> dict:
@@ -182,12 +227,14 @@ def _arch_kwargs(spec: ModelSpec, meta: dict) -> dict:
     return kwargs
 
 
-def load_model(name: str, quality=None, device="cpu", path=None) -> ImageModel:
-    """A frozen, eval-mode model.  Attributes: ``name``, ``quality`` (None for a
-    variable-rate model: the quality is an argument of ``compress``/``decompress``),
-    ``weights_id``, ``trained`` and ``metadata``."""
+def load_model(name: str, quality=None, device="cpu", path=None):
+    """A frozen, eval-mode model.  Attributes: ``name``, ``quality`` (the level of a
+    fixed-rate model; None for a variable-rate one: the quality is an argument of
+    ``compress``/``decompress``), ``weights_id``, ``trained`` and ``metadata``."""
+    import torch
+
     spec = get_spec(name)
-    q = None if spec.variable_rate else spec.check_quality(quality)
+    q = spec.quality.weights_key(spec.check_quality(quality))
     src = path if path is not None else (weights_path(name, q) if has_weights(name, q) else None)
     meta, state = {}, None
     if src is not None:
@@ -198,7 +245,7 @@ def load_model(name: str, quality=None, device="cpu", path=None) -> ImageModel:
             state = {k: f.get_tensor(k) for k in f.keys()}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(zlib.crc32((name if q is None else f"{name}-q{q}").encode()))
-        model = spec.arch(**_arch_kwargs(spec, meta))
+        model = spec.arch_class()(**_arch_kwargs(spec, meta))
     if src is not None:
         params, frozen = _split(state)
         ref = model.state_dict()

@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from codec import entropy as E
+from codec.entropy import format as fmt
 from codec.entropy import rans
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
@@ -136,17 +137,17 @@ def case_multi_segment_and_lane_classes(device):
         layouts.append(lay)
     # the layout rule sees the same exact integers (cost sum, escape bytes) in both coders
     seen = []
-    rule = rans._layout_for
+    rule = fmt.layout_for
 
     def spy(n, cost, escape_bytes):
         seen.append((n, cost, escape_bytes))
         return rule(n, cost, escape_bytes)
 
-    rans._layout_for = spy
+    fmt.layout_for = spy
     try:
         streams = _same_as_numpy(items, g, device, layouts)
     finally:
-        rans._layout_for = rule
+        fmt.layout_for = rule
     seen = [c for c in seen if c[0]]  # (the numpy coder skips the rule for empty items)
     nonempty = sum(1 for s, _ in items if np.size(s))
     assert len(seen) == 2 * nonempty and seen[:nonempty] == seen[nonempty:]
@@ -158,10 +159,11 @@ def case_multi_segment_and_lane_classes(device):
 
 def case_families(device):
     rng = np.random.default_rng(7)
-    from scipy.stats import logistic
 
-    fac = E.factorized_tables(lambda x: logistic.cdf(x / np.array([[1.0], [3.0], [0.4]])),
-                              [-10, -20, -3], [10, 25, 4])
+    def logistic_cdf(x):
+        return 1 / (1 + np.exp(-x / np.array([[1.0], [3.0], [0.4]])))
+
+    fac = E.factorized_tables(logistic_cdf, [-10, -20, -3], [10, 25, 4])
     idx = rng.integers(0, 3, 300)
     sym = E.sample_symbols(fac, idx, seed=1).numpy()
     sym[::29] -= 40
@@ -258,17 +260,18 @@ def case_image_codec(device):
     old = os.environ.get(coder.BACKEND_ENV)
     try:
         os.environ[coder.BACKEND_ENV] = "numpy"
-        s_np, y_np = m.compress(x)
-        x_np = m.decompress(s_np, 64, 128, device=device)
+        p_np = m.compress(x)  # a Payload: named sections and the model's header
+        x_np = m.decompress(p_np, device=device)
         os.environ[coder.BACKEND_ENV] = "triton" if device == "cpu" else "auto"
-        s_gpu, y_gpu = m.compress(x)
-        x_gpu = m.decompress(s_np, 64, 128, device=device)
+        p_gpu = m.compress(x)
+        x_gpu = m.decompress(p_np, device=device)
     finally:
         if old is None:
             os.environ.pop(coder.BACKEND_ENV, None)
         else:
             os.environ[coder.BACKEND_ENV] = old
-    assert s_gpu == s_np and torch.equal(y_gpu, y_np) and torch.equal(x_gpu, x_np)
+    assert [(sec.kind, sec.data) for sec in p_gpu.sections] == [(sec.kind, sec.data) for sec in p_np.sections]
+    assert p_gpu.header == p_np.header and torch.equal(x_gpu, x_np)
     if device != "cpu":
         assert coder._gpu_checked.get(str(torch.device(device))) is True  # the automatic choice was the GPU
 
@@ -309,6 +312,39 @@ def interpreter_results():
 def test_interpreter(interpreter_results, case):
     r = interpreter_results[case]
     assert r["ok"], r.get("error")
+
+
+# ======================================================================================
+# structure (no Triton needed): the GPU coder shares the format module, not the numpy coder's internals
+# ======================================================================================
+def test_triton_coder_uses_no_private_names_of_the_numpy_coder():
+    """rans_triton.py takes the format's host-side parts from codec.entropy.format (public
+    names) and does not import the numpy coder, nor reach into private attributes of the
+    tables or their coder view."""
+    import ast
+
+    path = pathlib.Path(rans.__file__).with_name("rans_triton.py")
+    tree = ast.parse(path.read_text())
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in (None, "rans"):
+            names = [a.name for a in node.names]
+            if node.module == "rans" or "rans" in names:
+                problems.append(f"{path.name}:{node.lineno}: imports the numpy coder ({names})")
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            problems += [f"{path.name}:{node.lineno}: imports private {a.name} from .{node.module}"
+                         for a in node.names if a.name.startswith("_")]
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in ("fmt", "rans", "tables", "view") and node.attr.startswith("_"):
+            problems.append(f"{path.name}:{node.lineno}: uses {node.value.id}.{node.attr}")
+        if isinstance(node, ast.Attribute) and node.attr in ("_cache", "_freq"):
+            problems.append(f"{path.name}:{node.lineno}: uses private attribute .{node.attr}")
+    assert not problems, "\n".join(problems)
+
+
+def test_both_coders_share_the_format_module():
+    assert rans.Layout is fmt.Layout and rans.HEADER is fmt.HEADER and rans.parse_header is fmt.parse_header
+    assert E.parse_header is fmt.parse_header and rans.CorruptStreamError is E.CorruptStreamError
 
 
 # ======================================================================================

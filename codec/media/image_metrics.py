@@ -1,4 +1,4 @@
-"""Distortion metrics on 8-bit RGB images (CompressAI conventions).
+"""Image metrics: distortion of 8-bit RGB images (CompressAI conventions); the one PSNR of the project.
 
 - PSNR-RGB: ``10*log10(255^2 / MSE)`` with the MSE over all pixels and the three RGB
   channels of the 8-bit images.  Data-set figures average the per-image PSNR (in dB),

@@ -1,0 +1,274 @@
+"""The image medium: files and user objects in, 8-bit pictures out, bits per pixel.
+
+One signal type through the image codec: a :class:`Picture` (uint8 ``H x W x 3`` RGB
+samples and whether the original was gray).  Everything that takes pictures from users
+or files goes through :func:`from_user` / :func:`read`; everything that gives them back
+through :func:`to_user` / :func:`write`.  Metrics are in
+:mod:`codec.media.image_metrics`.
+
+Inputs accepted by :func:`from_user`: PIL images (any mode Pillow turns into RGB or L;
+alpha is dropped), numpy arrays (``H x W`` or ``H x W x C``, C in 1, 3, 4; uint8, or
+float in [0, 1]) and torch tensors (``[C, H, W]`` or ``[1, C, H, W]``, same dtypes, on
+any device).  Anything else is an :class:`~codec.errors.InputError` that names what was
+passed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from codec.container import ImageInfo
+from codec.errors import InputError, LimitError
+
+NAME = "image"
+RATE_UNIT = "bpp"  # bits per pixel, from the bytes of the stream
+#: the default limit of pixels a picture (or a stream's picture) may have; the encoder and
+#: decoder of the default model need about 260 bytes of memory per pixel on a CPU
+DEFAULT_MAX_PIXELS = 1 << 25  # 33.5 Mpx: an 8K UHD picture (7680 x 4320) fits
+MAX_PIXELS_ENV = "CODEC_MAX_PIXELS"
+OUTPUTS = ("numpy", "torch", "pil")
+
+
+@dataclass
+class Picture:
+    rgb: np.ndarray  # uint8 H x W x 3
+    colour: str = "rgb"  # "rgb" or "gray" (then the three channels are equal)
+
+    @property
+    def info(self) -> ImageInfo:
+        h, w = self.rgb.shape[:2]
+        return ImageInfo(w, h, self.colour, 8)
+
+    def tensor(self, device="cpu"):
+        """``[1, 3, H, W]`` float32 in [0, 1] on ``device``."""
+        import torch
+
+        return torch.from_numpy(np.array(self.rgb)).to(device).permute(2, 0, 1)[None].float() / 255
+
+
+def max_pixels(limit=None) -> int:
+    """The pixel limit in force: ``limit``, else ``$CODEC_MAX_PIXELS``, else the default."""
+    if limit is None:
+        env = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        if not env:
+            return DEFAULT_MAX_PIXELS
+        try:
+            limit = int(float(env))
+        except ValueError:
+            raise InputError(f"{MAX_PIXELS_ENV} must be a number of pixels, not {env!r}") from None
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 1:
+        raise InputError(f"the pixel limit must be a positive number, not {limit!r}")
+    return int(limit)
+
+
+def check_size(width: int, height: int, limit=None, what: str = "the picture") -> None:
+    """:class:`LimitError` when ``width x height`` exceeds the pixel limit."""
+    lim = max_pixels(limit)
+    if width * height > lim:
+        raise LimitError(f"{what} is {width}x{height} = {width * height / 1e6:.1f} Mpx, more than the limit of "
+                         f"{lim / 1e6:.1f} Mpx (raise it with --max-pixels N, max_pixels=N or ${MAX_PIXELS_ENV}; "
+                         f"coding needs about 260 bytes of memory per pixel)")
+
+
+def rate(nbytes: int, info: ImageInfo) -> float:
+    """Bits per pixel of ``nbytes`` bytes for a picture of ``info``'s size."""
+    return 8 * nbytes / info.pixels
+
+
+# ----------------------------------------------------------------------------- user objects
+def _describe(obj) -> str:
+    shape = getattr(obj, "shape", None)
+    dtype = getattr(obj, "dtype", None)
+    kind = type(obj).__name__
+    if shape is not None:
+        return f"a {kind} of shape {tuple(shape)} and dtype {dtype}"
+    if isinstance(obj, (str, bytes, os.PathLike)):
+        return f"a {kind} ({str(obj)[:60]!r}; to code a file, read it first: codec.media.image.read(path))"
+    return f"a {kind}"
+
+
+def from_user(image, limit=None) -> Picture:
+    """Any accepted image -> :class:`Picture`; :class:`InputError` naming what was passed."""
+    if isinstance(image, Picture):
+        check_size(image.rgb.shape[1], image.rgb.shape[0], limit=limit)
+        return image
+    pil = _pil_image_type()
+    if pil is not None and isinstance(image, pil):
+        check_size(*image.size, limit=limit)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            raise InputError(f"only 8-bit images are supported (this one is mode {image.mode})")
+        if image.mode in ("L", "LA", "1"):
+            return Picture(np.repeat(np.asarray(image.convert("L"))[..., None], 3, axis=2), "gray")
+        return Picture(np.asarray(image.convert("RGB")), "rgb")
+    a = _tensor_to_numpy(image) if _is_tensor(image) else image
+    if not isinstance(a, np.ndarray):
+        raise InputError(f"an image is a PIL image, a numpy array or a torch tensor, not {_describe(image)}")
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise InputError(f"an image array must be H x W or H x W x C (C = 1, 3 or 4), got {_describe(image)}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise InputError(f"the image is empty: {_describe(image)}")
+    check_size(a.shape[1], a.shape[0], limit=limit)
+    if a.dtype == np.uint8:
+        pass
+    elif a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
+            raise InputError(f"float images must hold finite values in [0, 1] ({_describe(image)})")
+        a = np.round(a.astype(np.float64) * 255).astype(np.uint8)
+    else:
+        raise InputError(f"image samples must be uint8, or float in [0, 1], not {a.dtype} ({_describe(image)})")
+    if a.shape[2] == 1:
+        return Picture(np.repeat(a, 3, axis=2), "gray")
+    return Picture(np.ascontiguousarray(a[..., :3]), "rgb")
+
+
+def _pil_image_type():
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return None
+    return Image.Image
+
+
+def _is_tensor(obj) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def _tensor_to_numpy(t) -> np.ndarray:
+    import torch
+
+    if t.is_meta or t.layout != torch.strided or t.is_complex() or t.is_quantized:
+        raise InputError(f"cannot code {_describe(t)} on device {t.device} (layout {t.layout}): "
+                         "pass a dense real tensor with data")
+    x = t.detach()
+    if x.ndim == 4:
+        if x.shape[0] != 1:
+            raise InputError(f"encode takes one image at a time ([C, H, W] or [1, C, H, W]), got {_describe(t)}")
+        x = x[0]
+    if x.ndim != 3:
+        raise InputError(f"a tensor image must be [C, H, W] or [1, C, H, W], got {_describe(t)}")
+    if x.dtype.is_floating_point and x.dtype not in (torch.float32, torch.float64):
+        x = x.float()  # float16, bfloat16, float8: exact in float32
+    elif not x.dtype.is_floating_point and x.dtype != torch.uint8:
+        raise InputError(f"image samples must be uint8, or float in [0, 1], not {x.dtype} ({_describe(t)})")
+    return x.cpu().permute(1, 2, 0).numpy()
+
+
+def to_8bit(x) -> np.ndarray:
+    """``[3, H, W]`` float tensor -> uint8 ``H x W x 3`` (clamp to [0, 1], round half to even)."""
+    import torch
+
+    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def to_user(pic: Picture, output: str = "numpy"):
+    """``"numpy"`` (uint8 ``H x W x 3``, or ``H x W`` for gray), ``"torch"`` (float32
+    ``[C, H, W]``, exactly the 8-bit values / 255) or ``"pil"``."""
+    if output not in OUTPUTS:
+        raise InputError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+    # gray: the mean of the decoded channels (a model's three outputs need not be equal)
+    img = np.round(pic.rgb.astype(np.float32).mean(axis=2)).astype(np.uint8) if pic.colour == "gray" else pic.rgb
+    if output == "numpy":
+        return img
+    if output == "torch":
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(img if img.ndim == 3 else img[..., None])).permute(2, 0, 1)
+        return t.float() / 255
+    from PIL import Image
+
+    return Image.fromarray(img)
+
+
+# ----------------------------------------------------------------------------- files
+def read(path, limit=None) -> Picture:
+    """Read an image file with Pillow: :class:`InputError` for a missing, unreadable or
+    animated file, :class:`LimitError` before decoding a picture over the pixel limit."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a directory, not an image")
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before any pixel is decoded
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if w < 1 or h < 1:
+                raise InputError(f"{path} is empty")
+            check_size(w, h, limit=limit, what=path)
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                raise InputError(f"{path} is animated ({frames} frames): only still images are coded "
+                                 "(save the frame you want as a PNG)")
+            img.load()
+            return from_user(img, limit=limit)
+    except UnidentifiedImageError:
+        raise InputError(f"{path} is not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:  # pragma: no cover - the limit above comes first
+        raise LimitError(f"{path}: {exc}") from None
+    except MemoryError:
+        raise LimitError(f"{path}: not enough memory to decode it") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"cannot read image {path}: {exc}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def encode_png(pic: Picture) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    to_user(pic, "pil").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- the codec's side
+def describe(info: ImageInfo) -> str:
+    return f"{info.width}x{info.height} picture"
+
+
+def model_input(pic: Picture, device):
+    """What an image model's ``compress`` takes: ``[1, 3, H, W]`` float in [0, 1]."""
+    return pic.tensor(device)
+
+
+def model_output(x_hat, info: ImageInfo) -> Picture:
+    """An image model's (padded) reconstruction -> the 8-bit picture of ``info``'s size."""
+    if x_hat.shape[-2] < info.height or x_hat.shape[-1] < info.width:
+        raise InputError(f"the model decoded {x_hat.shape[-1]}x{x_hat.shape[-2]} pixels for a "
+                         f"{info.width}x{info.height} picture")
+    return Picture(to_8bit(x_hat[0, :, : info.height, : info.width]), info.colour)
+
+
+def check_work(info: ImageInfo, limit=None) -> None:
+    """Refuse a stream whose picture is over the pixel limit, before any network runs."""
+    check_size(info.width, info.height, limit=limit, what="the stream's picture")
+
+
+def checked_payload(model, c):
+    """The payload of container ``c`` for ``model``: its sections must be the kinds the
+    model writes and its header the latent grid of the picture's size (a version 1
+    stream has no header: the grid comes from the size, as version 1 decoders did)."""
+    from codec.container import ContainerError
+
+    p = c.payload
+    want = model.header_for(c.media.height, c.media.width)
+    if c.version == 1:
+        p.header = want
+    elif p.header != want:
+        raise ContainerError(f"the stream's model header does not fit its {describe(c.media)} (corrupt file)")
+    if p.kinds() != tuple(model.section_kinds):
+        raise ContainerError(f"model '{c.model}' writes sections {', '.join(model.section_kinds)}; this stream "
+                             f"has {', '.join(p.kinds()) or 'none'}")
+    return p
