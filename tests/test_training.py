@@ -1,5 +1,6 @@
-"""Training loop (codec.training): configs, data, the loop with real-coding validation, exact
-resume, 2-process gloo DDP, export to registry weights, the CLI, the benchmark.
+"""Training (codec.training): configs, data, the loop with the image-rd task and its real-coding
+validation, exact resume, 2-process gloo DDP, a per-item fitting task through the same loop,
+export to registry weights, the CLI, the benchmark.
 
 Tiny models (N=8, M=12), 64x64 crops (32x32 for the factorized model), a few steps, on
 generated images; one CPU thread per process (2 shared cores).
@@ -21,7 +22,10 @@ from codec.cli import main as codec_main
 from codec.models import registry
 from codec.training import config as C
 from codec.training import data as D
-from codec.training.loop import load_checkpoint, lr_factor, pad_to, rd_loss, train
+from codec.training.checkpoint import load_checkpoint
+from codec.training.models import build_model
+from codec.training.optim import lr_factor
+from codec.training.tasks.image_rd import rd_loss, train
 
 from pictures import smooth_image
 
@@ -118,11 +122,11 @@ def test_config_toml_overrides_and_clear_errors(tmp_path, images):
 def test_lr_schedule():
     cfg = C.from_dict({"optim": {"schedule": "multistep", "decay_at": [0.5, 0.9], "gamma": 0.1, "warmup_steps": 10},
                        "run": {"steps": 100}})
-    f = [lr_factor(s, cfg) for s in (0, 9, 10, 49, 50, 89, 90, 99)]
+    f = [lr_factor(s, cfg.optim, cfg.run.steps) for s in (0, 9, 10, 49, 50, 89, 90, 99)]
     assert f == pytest.approx([0.1, 1, 1, 1, 0.1, 0.1, 0.01, 0.01])
-    cfg = C.from_dict({"optim": {"schedule": "cosine", "min_lr_factor": 0.0}, "run": {"steps": 100}})
-    assert lr_factor(0, cfg) == pytest.approx(1) and lr_factor(50, cfg) == pytest.approx(0.5)
-    assert lr_factor(100, cfg) == pytest.approx(0, abs=1e-12)
+    o = C.from_dict({"optim": {"schedule": "cosine", "min_lr_factor": 0.0}}).optim
+    assert lr_factor(0, o, 100) == pytest.approx(1) and lr_factor(50, o, 100) == pytest.approx(0.5)
+    assert lr_factor(100, o, 100) == pytest.approx(0, abs=1e-12)
 
 
 # ----------------------------------------------------------------------------- data
@@ -178,25 +182,29 @@ def test_train_writes_logs_checkpoints_and_config(trained):
 
 
 def test_validation_counts_bytes_of_real_streams(trained, images):
+    from codec.media.image import read, to_8bit
+    from codec.media.image_metrics import psnr_rgb
+
     cfg, res = trained
     val = res.val
     # code the validation images independently with the checkpoint's weights
-    from codec.training.loop import build_model
-
     model, _ = build_model("mean-scale", TINY)
     model.load_state_dict(load_checkpoint(res.out / "last.pt")["model"])
     model.eval().freeze()
-    total, bpps = 0, []
+    total, bpps, psnrs = 0, [], []
     for f in sorted((images / "val").iterdir()):
-        x = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+        ref = read(f).rgb
+        x = torch.from_numpy(np.array(ref)).permute(2, 0, 1)[None].float() / 255
         H, W = x.shape[-2:]
-        streams, _ = model.compress(pad_to(x, 64))
-        assert all(isinstance(s, bytes) for s in streams) and len(streams) == 2
-        n = sum(len(s) for s in streams)
-        total += n
-        bpps.append(8 * n / (H * W))
+        payload = model.compress(x)  # any size: the model pads
+        assert [s.kind for s in payload.sections] == ["hyper-latent", "latent"]
+        assert all(isinstance(s.data, bytes) and s.data for s in payload.sections)
+        total += payload.nbytes
+        bpps.append(8 * payload.nbytes / (H * W))
+        psnrs.append(psnr_rgb(to_8bit(model.decompress(payload)[0, :, :H, :W]), ref))
     assert val["step"] == 6 and val["images"] == 2
     assert val["bytes"] == total and val["bpp"] == pytest.approx(np.mean(bpps))
+    assert val["psnr"] == pytest.approx(np.mean(psnrs), abs=1e-9)  # the media layer's PSNR of the 8-bit pictures
     assert 0 < val["psnr"] < 60 and val["bpp_est"] > 0
     import csv
 
@@ -223,6 +231,14 @@ def test_resume_continues_exactly(images, tmp_path):
         [r.split(",")[:7] for r in (tmp_path / "b" / "val.csv").read_text().splitlines()]
     with pytest.raises(ValueError, match="nothing to do"):
         train(cfg_b, resume=tmp_path / "b" / "last.pt", quiet=True)
+    # a checkpoint of a run begun before training had tasks (no "task" key) resumes exactly too
+    cfg_c = C.from_dict(tiny_config(images, tmp_path / "c"))
+    train(cfg_c, stop_at=3, quiet=True)
+    ck = torch.load(tmp_path / "c" / "last.pt", weights_only=True)
+    assert {"optimizer", "aux_optimizer", "scheduler"} <= set(ck) and ck.pop("task") == "image-rd"
+    torch.save(ck, tmp_path / "c" / "last.pt")
+    again = train(cfg_c, resume="auto", quiet=True)
+    assert again.train["loss"] == straight.train["loss"]
 
 
 def test_msssim_variant_trains(images, tmp_path):
@@ -250,7 +266,7 @@ def test_msssim_variant_trains(images, tmp_path):
 
 def test_fast_paths_run_on_cpu(images, tmp_path):
     """bf16 autocast of the transforms (entropy models in fp32), channels-last, device-resident data."""
-    from codec.training.loop import RDForward, build_model
+    from codec.training.tasks.image_rd import RDForward
 
     model, _ = build_model("mean-scale", TINY)
     x = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
@@ -276,7 +292,7 @@ def _ddp_worker(rank, world, port, cfg_dict, out):
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     from codec.training.config import from_dict
-    from codec.training.loop import train as train_
+    from codec.training.tasks.image_rd import train as train_
 
     res = train_(from_dict(cfg_dict), quiet=True)
     torch.save({"state": res.model.state_dict(), "train": res.train, "val": res.val},
@@ -285,8 +301,6 @@ def _ddp_worker(rank, world, port, cfg_dict, out):
 
 def test_two_gloo_processes_stay_in_sync(images, tmp_path):
     import torch.multiprocessing as mp
-
-    from codec.training.loop import build_model
 
     d = tiny_config(images, tmp_path / "run", run={"steps": 4, "val_every": 4, "log_every": 2})
     mp.spawn(_ddp_worker, args=(2, _free_port(), d, str(tmp_path)), nprocs=2, join=True)
@@ -304,6 +318,53 @@ def test_two_gloo_processes_stay_in_sync(images, tmp_path):
     assert not torch.equal(ck["processes"][0]["rng"]["torch"], ck["processes"][1]["rng"]["torch"])
 
 
+# ----------------------------------------------------------------------------- a per-item fitting task
+def test_fitting_one_picture_runs_through_the_same_loop(tmp_path, capsys):
+    """An INR-style task (overfit one picture) on the loop: optimiser, schedule, logs, checkpoints, resume."""
+    import time
+
+    from codec.media.image import read
+    from codec.media.image_metrics import psnr_rgb
+    from codec.training.tasks.fit_picture import fit_picture
+
+    pic = tmp_path / "p.png"
+    Image.fromarray(picture(32, 40, 3)).save(pic)
+    t0 = time.perf_counter()
+    res = fit_picture(pic, steps=150, lr=1e-2)  # in memory: no run folder
+    assert time.perf_counter() - t0 < 20
+    assert res.out is None and res.step == 150 and not res.stopped
+    assert res.task.start_psnr < 15 and res.val["psnr"] > res.task.start_psnr + 15 and res.val["psnr"] > 25
+    assert res.val["psnr"] == psnr_rgb(res.task.reconstruction(), read(pic).rgb)  # the media layer's PSNR
+    assert res.train["lr"] < 1e-2 and res.train["psnr"] > 25  # the cosine schedule ran; logged per interval
+
+    def run(out, **kw):  # random batches of 300 of the 1280 pixels; validation and checkpoints at 20 and 40
+        return fit_picture(pic, out=out, steps=40, lr=1e-2, batch_pixels=300, **kw)
+
+    straight = run(tmp_path / "a")
+    first = run(tmp_path / "b", stop_at=15)  # inside a log interval (12..16)
+    assert first.step == 15 and first.stopped
+    resumed = run(tmp_path / "b", resume="auto")
+    assert resumed.train["loss"] == straight.train["loss"] and resumed.val["psnr"] == straight.val["psnr"]
+    sa, sb = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    rows = (tmp_path / "b" / "train.csv").read_text().splitlines()
+    assert rows[0] == "step,loss,psnr,lr,grad_norm,skipped,it_per_s,elapsed_s"
+    assert [r.split(",")[0] for r in rows[1:]] == [str(s) for s in range(4, 41, 4)]
+    strip = lambda p: [r.split(",")[:5] for r in p.read_text().splitlines()]  # noqa: E731 (no timings)
+    assert strip(tmp_path / "a" / "train.csv") == strip(tmp_path / "b" / "train.csv")
+    assert (tmp_path / "b" / "val.csv").read_text().splitlines()[0] == "step,loss,psnr,params,seconds"
+    ck = load_checkpoint(tmp_path / "b")
+    assert ck["task"] == "fit-picture" and ck["step"] == 40 and ck["best"]["step"] == 40
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["fit"]["batch_pixels"] == 300
+    # the image-rd commands refuse it clearly
+    assert codec_main(["train", "--resume", str(tmp_path / "b" / "last.pt")]) == 2
+    assert "task 'fit-picture'" in capsys.readouterr().err
+    from codec.training.export import export
+
+    with pytest.raises(ValueError, match="task 'fit-picture'"):
+        export(tmp_path / "b")
+
+
 # ----------------------------------------------------------------------------- export
 def test_export_loads_in_the_registry_and_codes(trained, tmp_path, monkeypatch):
     from codec.training.export import export, test_image
@@ -317,11 +378,11 @@ def test_export_loads_in_the_registry_and_codes(trained, tmp_path, monkeypatch):
         m = registry.load_model("mean-scale", 3, path=s["path"])
         assert (m.N, m.M) == (8, 12) and m.trained and m.weights_id.hex() == s["weights_id"]
         assert json.loads(m.metadata["arch_kwargs"]) == TINY and m.metadata["dtype"] == s["dtype"]
-        x = test_image(128)[..., :64, :]  # 64 x 128
-        streams, _ = m.compress(x)
-        x_hat = m.decompress(streams, 64, 128)
-        assert x_hat.shape == x.shape and torch.isfinite(x_hat).all()
-        assert sum(len(b) for b in streams) > 0
+        x = test_image(128)[..., :40, :]  # 40 x 128: padded by the model
+        payload = m.compress(x)
+        x_hat = m.decompress(payload)
+        assert x_hat.shape == (1, 3, 64, 128) and torch.isfinite(x_hat).all()
+        assert m.grid(40, 128) == (4, 8) and payload.nbytes > len(payload.header)
     with pytest.raises(ValueError, match="exists"):
         export(res.out / "last.pt", output=tmp_path)
     # --install: written where load_model(name, quality) looks, under its stable name

@@ -3,10 +3,11 @@
     python -m codec.training.bench                      # mean-scale, batch 16, 256x256 crops, all variants
     python -m codec.training.bench --device cpu --N 64 --M 96 --batch 4 --crop 128 --variants fp32,channels-last,bf16
 
-Every variant runs the loop's own step (:func:`codec.training.loop.train_step`: forward,
-rate-distortion + auxiliary loss, backward, clipping, both Adam steps) on the same
-synthetic batch held on the device (so the loader is not measured), from the same
-initial weights, after warm-up steps (compilation happens there).  The timed steps run
+Every variant runs the loop's own step (the image-rd task's :meth:`~codec.training.tasks.
+image_rd.ImageRDTask.step`: forward, rate-distortion + auxiliary loss; then
+:meth:`codec.training.optim.Optimisers.step`: backward, clipping, both Adam steps) on the
+same synthetic 8-bit batch held on the device (so the loader is not measured), from the
+same initial weights, after warm-up steps (compilation happens there).  The timed steps run
 in interleaved rounds (fp32, variant, ..., fp32, variant, ...) and the median round
 counts, so a machine shared with other work slows every variant alike.  A variant that
 fails (e.g. ``torch.compile`` without a working compiler) is reported, not hidden.
@@ -38,32 +39,37 @@ class _Variant:
     """One variant's model, optimisers and step, from the same seed as every other."""
 
     def __init__(self, name, model_name, arch_kwargs, batch, crop, device, seed):
-        from codec.training.config import Config, LossConfig, ModelConfig
-        from codec.training.loop import RDForward, build_model, split_parameters
+        from codec.training.config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig
+        from codec.training.optim import Optimisers
+        from codec.training.tasks import Context
+        from codec.training.tasks.image_rd import ImageRDTask
 
         v = VARIANTS[name]
         self.name, self.device, self.compiled = name, device, v["compile"]
-        self.cfg = Config(model=ModelConfig(model_name, 4, dict(arch_kwargs or {})), loss=LossConfig("mse"))
+        cfg = Config(model=ModelConfig(model_name, 4, dict(arch_kwargs or {})), loss=LossConfig("mse"),
+                     data=DataConfig(crop=crop, batch_size=batch), optim=OptimConfig(schedule="constant"),
+                     run=RunConfig(steps=10 ** 9))
+        self.task = ImageRDTask(cfg)
+        self.ctx = Context(device=device, amp_dtype=torch.bfloat16 if v["amp"] else None,
+                           channels_last=v["channels_last"])
         torch.manual_seed(seed)
-        model, self.kwargs = build_model(model_name, arch_kwargs)
+        model = self.task.build(self.ctx, init=False)
+        self.kwargs = self.task.arch_kwargs
         model.to(device).train()
-        g = torch.Generator().manual_seed(seed)
-        x = torch.nn.functional.avg_pool2d(torch.rand(batch, 3, crop + 3, crop + 3, generator=g), 4, stride=1)
-        self.x = x.to(device)
         if v["channels_last"]:
             model.to(memory_format=torch.channels_last)
-            self.x = self.x.contiguous(memory_format=torch.channels_last)
-        self.main_p, self.aux_p = split_parameters(model)
-        self.opt = torch.optim.Adam(self.main_p, lr=1e-4)
-        self.aux_opt = torch.optim.Adam(self.aux_p, lr=1e-3)
-        net = RDForward(model, torch.bfloat16 if v["amp"] else None)
+        g = torch.Generator().manual_seed(seed)
+        x = torch.nn.functional.avg_pool2d(torch.rand(batch, 3, crop + 3, crop + 3, generator=g), 4, stride=1)
+        self.x = torch.round(x * 255).to(torch.uint8).to(device)  # what the loader gives
+        self.opts = Optimisers(self.task.param_groups(), cfg.optim, cfg.run.steps)
+        net = self.task.forward_module(self.ctx)
         self.net = torch.compile(net) if v["compile"] else net
 
     def steps(self, n):
-        from codec.training.loop import train_step
-
         for _ in range(n):
-            losses, _, _ = train_step(self.net, self.x, self.opt, self.aux_opt, self.main_p, self.aux_p, self.cfg)
+            losses = self.task.step(self.net, self.x, self.ctx)
+            self.opts.step(losses["total"])
+            self.opts.schedule()
         _sync(self.device)
         return float(losses["loss"].detach())
 

@@ -37,8 +37,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args):
+    from codec.training.checkpoint import load_checkpoint, task_of
     from codec.training.config import load_config
-    from codec.training.loop import load_checkpoint
 
     overrides = list(args.overrides)
     if args.out:
@@ -46,7 +46,11 @@ def config_from_args(args):
     if args.config:
         return load_config(args.config, overrides)
     if args.resume and args.resume != "auto":
-        return load_config(None, overrides, base=load_checkpoint(args.resume)["config"])
+        ck = load_checkpoint(args.resume)
+        if task_of(ck) != "image-rd":
+            raise ValueError(f"{ck['path']} is a checkpoint of task '{task_of(ck)}': 'codec train' trains "
+                             "image models (resume that task from Python: codec.training.loop.run_task)")
+        return load_config(None, overrides, base=ck["config"])
     raise ValueError("give --config FILE (or --resume CHECKPOINT to continue a run with its own config)")
 
 
@@ -58,7 +62,7 @@ def run_train(args) -> int:
     if args.print_config:
         print(json.dumps(cfg.resolved(), indent=2))
         return 0
-    from codec.training.loop import train
+    from codec.training.tasks.image_rd import train
 
     res = train(cfg, resume=args.resume, stop_at=args.stop_at, quiet=args.quiet)
     if res.model is not None and not args.quiet and int(__import__("os").environ.get("RANK", "0")) == 0:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,15 +106,15 @@ class Config:
 
     # -- derived values -----------------------------------------------------------
     @property
-    def variable_rate(self) -> bool:
-        from codec.models.registry import MODELS
+    def spec(self):
+        """The registry spec of ``model.name`` (its quality knob: ``spec.quality``)."""
+        from codec.models.registry import get_spec
 
-        spec = MODELS.get(self.model.name)
-        return bool(spec and spec.variable_rate)
+        return get_spec(self.model.name)
 
     @property
     def lambdas(self) -> tuple:
-        """Variable-rate models: the lambda of each level."""
+        """A model with a continuous quality (variable rate): the lambda of each level."""
         if self.loss.lambdas is not None:
             return tuple(float(v) for v in self.loss.lambdas)
         return LAMBDAS[self.loss.metric]
@@ -123,7 +122,7 @@ class Config:
     @property
     def lmbda(self) -> float:
         """The lambda of a fixed-rate model (of level ``model.quality`` for a variable-rate one)."""
-        if self.variable_rate:
+        if self.spec.quality.continuous:
             return self.lambdas[self.model.quality - 1]
         if self.loss.lmbda is not None:
             return float(self.loss.lmbda)
@@ -140,7 +139,7 @@ class Config:
         """The config as it runs: defaults filled in, lambda and output folder explicit,
         paths absolute.  Loading it again gives the same run."""
         d = self.to_dict()
-        if self.variable_rate:
+        if self.spec.quality.continuous:
             d["loss"]["lambdas"] = list(self.lambdas)
         else:
             d["loss"]["lmbda"] = self.lmbda
@@ -161,8 +160,9 @@ class Config:
         if m.name not in MODELS:
             raise ValueError(f"model.name: unknown model '{m.name}' (known: {', '.join(sorted(MODELS))})")
         spec = MODELS[m.name]
-        if m.quality not in spec.qualities:
-            raise ValueError(f"model.quality: {m.quality} is not one of {list(spec.qualities)}")
+        if not spec.quality.lo <= m.quality <= spec.quality.hi:
+            raise ValueError(f"model.quality: {m.quality} is not one of "
+                             f"{list(range(spec.quality.lo, spec.quality.hi + 1))}")
         for k, v in m.arch_kwargs.items():
             if k not in spec.kwargs:
                 raise ValueError(f"model.arch_kwargs: '{k}' is not a parameter of model '{m.name}' "
@@ -170,7 +170,7 @@ class Config:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"model.arch_kwargs.{k}: must be a positive integer, got {v!r}")
         _choice("loss.metric", lo.metric, LAMBDAS)
-        if spec.variable_rate:
+        if spec.quality.continuous:
             levels = spec.kwargs["levels"]
             if m.arch_kwargs.get("levels", levels) != levels:
                 raise ValueError(f"model.arch_kwargs.levels: model '{m.name}' has {levels} levels "
@@ -191,7 +191,7 @@ class Config:
             raise ValueError("loss.aux_weight: must be >= 0")
         if not d.train or not all(isinstance(p, str) and p for p in d.train):
             raise ValueError("data.train: give one or more folders of images")
-        multiple = spec.arch.multiple
+        multiple = spec.arch_class().multiple
         if d.crop < multiple or d.crop % multiple:
             raise ValueError(f"data.crop: model '{m.name}' needs crops that are a multiple of {multiple}, "
                              f"got {d.crop}")
@@ -366,8 +366,13 @@ def load_config(path=None, overrides=(), base: dict | None = None) -> Config:
     return from_dict(apply_overrides(d, overrides))
 
 
+def write_json(d: dict, path) -> None:
+    """Write a resolved config (``OUT/config.json``) atomically."""
+    from codec.fileio import atomic_path
+
+    with atomic_path(path, force=True) as tmp:
+        Path(tmp).write_text(json.dumps(d, indent=2) + "\n", encoding="utf-8")
+
+
 def write_config(cfg: Config, path) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(cfg.resolved(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(cfg.resolved(), path)

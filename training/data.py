@@ -43,19 +43,23 @@ def list_images(folders, what="data.train") -> list[Path]:
 
 
 def load_rgb(path, min_side: int = 0) -> np.ndarray:
-    """uint8 ``H x W x 3``; images with a side below ``min_side`` are scaled up (bicubic)."""
-    from PIL import Image
+    """uint8 ``H x W x 3`` (read by :func:`codec.media.image.read`, the codec's image loader);
+    training's own rule on top: images with a side below ``min_side`` are scaled up (bicubic)."""
+    from codec.errors import CodecError
+    from codec.media.image import read
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            if min(w, h) < min_side:
-                s = min_side / min(w, h)
-                im = im.resize((max(min_side, round(w * s)), max(min_side, round(h * s))), Image.BICUBIC)
-            return np.asarray(im).copy()
-    except OSError as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from None
+        rgb = read(path).rgb
+    except CodecError as exc:  # InputError, LimitError: one ValueError for the training CLI
+        raise ValueError(str(exc)) from None
+    h, w = rgb.shape[:2]
+    if min(w, h) >= min_side:
+        return np.array(rgb)
+    from PIL import Image
+
+    s = min_side / min(w, h)
+    im = Image.fromarray(rgb).resize((max(min_side, round(w * s)), max(min_side, round(h * s))), Image.BICUBIC)
+    return np.asarray(im).copy()
 
 
 # ----------------------------------------------------------------------------- sampling

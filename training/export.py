@@ -2,12 +2,12 @@
 
 ``export(checkpoint)`` rebuilds the checkpoint's registry model, optionally rounds its
 weights to fp16, freezes it (CDF tables of the factorized densities, the integer
-hyper-synthesis that gives the exact index path) and writes ``NAME-qQ.safetensors``
-(``NAME.safetensors`` for a variable-rate model: one file for every quality)
-with :func:`codec.models.registry.save_weights`: float weights + frozen coding state +
-metadata (name, quality, ``arch_kwargs`` so that ``load_model`` rebuilds the same
-architecture, lambda, step, validation results, dtype, source).  It then loads the
-file back with :func:`codec.models.registry.load_model` and codes a test image, twice,
+hyper-synthesis that gives the exact index path) and writes the file the registry's
+spec names (``NAME-qQ.safetensors``, or ``NAME.safetensors`` for a variable-rate model:
+one file for every quality) with :func:`save_weights`: float weights + frozen coding
+state + metadata (name, quality, ``arch_kwargs`` so that ``load_model`` rebuilds the
+same architecture, lambda, step, validation results, dtype, source).  It then loads the
+file back with :func:`codec.models.registry.load_model` and codes a test picture, twice,
 to check that it works and that coding is repeatable.
 
 ``install=True`` writes the file where ``load_model(NAME, Q)`` finds it (the
@@ -17,17 +17,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 
 import torch
 
-from codec.training.loop import build_model, load_checkpoint
+from codec.training.checkpoint import load_checkpoint
+from codec.training.models import build_model
+
+
+def save_weights(model, path, metadata: dict | None = None, half: bool = False, force: bool = True) -> bytes:
+    """Write a frozen model as safetensors (atomically); returns its weights id.
+
+    The file holds the float weights (parameters in fp16 with ``half``; buffers such as
+    GDN pedestals and likelihood floors stay fp32) and the frozen coding state under
+    ``frozen.`` (a frozen integer network's buffers are stored there once), and the
+    metadata ``format = codec.weights/v1`` plus ``metadata`` (non-strings as JSON)."""
+    from safetensors.torch import save_file
+
+    from codec.fileio import atomic_path
+    from codec.models.integer import IntegerNet
+    from codec.models.registry import full_state, weights_id
+
+    skip = tuple(n + "." for n, m in model.named_modules() if isinstance(m, IntegerNet))
+    state = {k: v for k, v in full_state(model).items() if not k.startswith(skip)}
+    if half:
+        params = {k for k, _ in model.named_parameters()}
+        state = {k: (v.half() if k in params and v.is_floating_point() else v) for k, v in state.items()}
+    meta = {"format": "codec.weights/v1"}
+    meta.update({k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()})
+    with atomic_path(path, force=force) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=meta)
+    return weights_id(state)
 
 
 def test_image(size: int) -> torch.Tensor:
-    """A smooth colour test picture ``[1, 3, size, size]`` in [0, 1]."""
+    """A smooth colour test picture ``[1, 3, size, size]`` in [0, 1] (exactly 8-bit values)."""
     t = torch.linspace(0, 1, size)
     yy, xx = torch.meshgrid(t, t, indexing="ij")
     img = torch.stack([0.5 + 0.4 * torch.sin(6 * xx + 2 * yy), 0.5 + 0.4 * torch.cos(5 * yy - 3 * xx), xx * yy])
@@ -40,19 +65,24 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
 
     ``output``: a file or folder (default: the checkpoint's folder); ``install``: into the
     package's weights (``load_model(name, quality)`` then finds it).  Returns a summary."""
+    from codec.media.image import to_8bit
+    from codec.media.image_metrics import psnr_rgb
     from codec.models import registry
 
     src = Path(checkpoint)
     if src.is_dir() and (src / "best.pt").is_file():
         src = src / "best.pt"
     ck = load_checkpoint(src)
+    if ck.get("task", "image-rd") != "image-rd":
+        raise ValueError(f"{ck['path']} is a checkpoint of task '{ck['task']}', not of a registry image model")
     arch = ck["arch"]
     name = arch["name"]
     spec = registry.get_spec(name)
-    if spec.variable_rate and quality is not None:
+    qs = spec.quality
+    if qs.continuous and quality is not None:
         raise ValueError(f"model '{name}' has variable rate: its weights cover every quality (no --quality)")
     q = spec.check_quality(arch["quality"] if quality is None else quality)
-    filename = registry.weights_filename(name, q)
+    filename = spec.weights_filename(q)
     if install:
         if output is not None:
             raise ValueError("give either an output path or --install, not both")
@@ -78,13 +108,14 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
 
     cfg = ck.get("config", {})
     val = ck.get("val") or {}
+    loss_cfg = cfg.get("loss", {})
+    # the resolved config holds either the levels' lambdas or the one lambda
+    lam = {k: loss_cfg[k] for k in ("lambdas", "lmbda") if loss_cfg.get(k) is not None} or {"lmbda": _lmbda(cfg)}
     meta = {
-        "name": name, "quality": f"{spec.qualities[0]}..{spec.qualities[-1]}" if spec.variable_rate else str(q),
+        "name": name, "quality": f"{qs.lo}..{qs.hi}" if qs.weights_key(q) is None else str(q),
         "trained": "true", "arch_kwargs": json.dumps(kwargs, sort_keys=True),
         "dtype": "fp16" if half else "fp32", "step": str(ck["step"]),
-        "loss": json.dumps({"metric": cfg.get("loss", {}).get("metric", "mse"),
-                            **({"lambdas": cfg.get("loss", {}).get("lambdas")} if spec.variable_rate
-                               else {"lmbda": _lmbda(cfg)})}),
+        "loss": json.dumps({"metric": loss_cfg.get("metric", "mse"), **lam}),
         "config_sha256": hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest(),
         "source": Path(ck["path"]).name, "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "torch": torch.__version__,
@@ -96,31 +127,25 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
         meta["validation"] = json.dumps([{k: r.get(k) for k in keys if k in r} for r in val["per_quality"]])
     elif val:
         meta["validation"] = json.dumps({k: val.get(k) for k in keys if k in val})
-    registry.save_weights(model, dst, meta, half=half)
+    save_weights(model, dst, meta, half=half, force=True)
 
     # -- check: load it as a coder would, and code a picture twice ----------------------
     m = registry.load_model(name, q, path=dst)
     size = max(2 * m.multiple, 128)
     x = test_image(size)
-    qarg = q if spec.variable_rate else None
-    s1, _ = m.compress(x, qarg)
-    x_hat = m.decompress(s1, size, size, quality=qarg)
+    p1 = m.compress(x, q)
+    x_hat = m.decompress(p1, q)[..., :size, :size]
     m2 = registry.load_model(name, q, path=dst)
-    s2, _ = m2.compress(x, qarg)
-    if s1 != s2 or m2.weights_id != m.weights_id:
+    if m2.compress(x, q) != p1 or m2.weights_id != m.weights_id:
         raise RuntimeError(f"exported weights {dst} do not code repeatably")
-    nbytes = sum(len(s) for s in s1)
-    mse = float(((torch.round(x_hat.clamp(0, 1) * 255) - x * 255) ** 2).mean())
     return {"path": str(dst), "name": name, "quality": q, "arch_kwargs": kwargs, "dtype": meta["dtype"],
             "weights_id": m.weights_id.hex(), "file_bytes": dst.stat().st_size, "step": int(ck["step"]),
-            "test_bpp": 8 * nbytes / size ** 2, "test_psnr": 10 * math.log10(255 ** 2 / mse) if mse else 100.0,
-            "installed": install, "variable_rate": spec.variable_rate}
+            "test_bpp": 8 * p1.nbytes / size ** 2, "test_psnr": psnr_rgb(to_8bit(x_hat[0]), to_8bit(x[0])),
+            "installed": install, "variable_rate": qs.continuous}
 
 
 def _lmbda(cfg: dict):
     from codec.training.config import LAMBDAS
 
     lo = cfg.get("loss", {})
-    if lo.get("lmbda") is not None:
-        return lo["lmbda"]
     return LAMBDAS[lo.get("metric", "mse")][int(cfg.get("model", {}).get("quality", 4)) - 1]
