@@ -1,5 +1,6 @@
-"""BD-rate maths: analytic cases, cross-check with the ``bjontegaard`` package, and the
-published CompressAI hyperprior-vs-VTM figure on Kodak."""
+"""BD-rate maths: analytic cases, cross-check with the ``bjontegaard`` package, the
+published CompressAI hyperprior-vs-VTM figure on Kodak; axes read from the results
+(audio-like kbps / SI-SDR files, a lower-is-better metric, mismatched axes)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from codec.cli import main
+from codec.errors import CodecError
 from codec.tools.bdrate import bd_quality, bd_rate, pchip_integral
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,3 +189,182 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
     assert main(["bdrate", str(ok), str(tmp_path / "notjson.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert "not valid JSON" in err and "\n" not in err
+
+
+# --------------------------------------------------------------------------- axes from the results
+RESULTS = REPO / "tools" / "reports" / "kodak" / "results"
+
+KBPS = np.array([16.0, 32.0, 64.0, 128.0, 256.0])
+SI_SDR = 5.0 + 4.0 * np.log2(KBPS / 16)  # dB, straight in log-rate: both fits are exact
+MEL = 3.0 - 0.5 * np.log2(KBPS / 16)  # a distance: falls as the rate rises
+AUDIO_AXES = {
+    "medium": "audio",
+    "rate": {"key": "kbps", "unit": "kbit/s", "label": "bitrate"},
+    "metrics": {
+        "si-sdr": {"label": "SI-SDR", "unit": "dB", "higher_is_better": True},
+        "mel-distance": {"label": "mel distance", "unit": "", "higher_is_better": False},
+    },
+}
+
+
+def _write_axes(path: Path, name: str, axes: dict, rate_key: str, rate, **metrics):
+    res = {rate_key: list(map(float, rate)), **{k.replace("_", "-"): list(map(float, v)) for k, v in metrics.items()}}
+    path.write_text(json.dumps({"name": name, "description": "", "axes": axes, "results": res}))
+    return path
+
+
+def _audio_pair(tmp_path, factor=0.75):
+    """The same curves at ``factor`` x the rate: BD-rate (factor - 1) * 100 on both metrics."""
+    ref = _write_axes(tmp_path / "opus.json", "Opus", AUDIO_AXES, "kbps", KBPS, si_sdr=SI_SDR, mel_distance=MEL)
+    test = _write_axes(tmp_path / "ours-audio.json", "ours (audio)", AUDIO_AXES, "kbps", KBPS * factor,
+                       si_sdr=SI_SDR, mel_distance=MEL)
+    return ref, test
+
+
+def test_lower_is_better_metric_sign():
+    dist = -PSNR  # a distance: lower is better
+    for m in ("cubic", "pchip"):
+        # the same rate saving whichever way the metric points
+        r = bd_rate(RATE, dist, RATE * 0.8, dist, m, higher_is_better=False)
+        assert r.value == pytest.approx(-20.0, abs=1e-9) and not r.warnings
+        # a test with 0.7 less distance at every rate: BD-quality -0.7 (better), fewer bits
+        q = bd_quality(RATE, dist, RATE, dist - 0.7, m, higher_is_better=False)
+        assert q.value == pytest.approx(-0.7, abs=1e-9) and not q.warnings
+        assert bd_rate(RATE, dist, RATE, dist - 0.7, m, higher_is_better=False).value < 0
+    # taken as higher-is-better, the falling curve is not monotone: the direction matters
+    assert any("not monotone" in w for w in bd_rate(RATE, dist, RATE * 0.8, dist, "cubic").warnings)
+    with pytest.raises(ValueError, match="fewer than 2 points left on the Pareto front"):
+        bd_rate(RATE, dist, RATE * 0.8, dist, "pchip")
+
+
+def test_audio_results_through_bdrate_cli(tmp_path, capsys):
+    ref, test = _audio_pair(tmp_path)
+    assert main(["bdrate", str(ref), str(test)]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in err and "note" not in err
+    sdr = next(l for l in out.splitlines() if l.startswith("ours (audio)") and "SI-SDR" in l)
+    mel = next(l for l in out.splitlines() if l.startswith("ours (audio)") and "mel distance" in l)
+    assert sdr.count("-25.0%") == 2 and mel.count("-25.0%") == 2  # cubic and pchip
+    # at equal rate the test is 4 * log2(4/3) dB better in SI-SDR and 0.5 * log2(4/3) lower in mel distance
+    assert sdr.count(f"+{4 * math.log2(4 / 3):.2f} dB") == 2
+    assert "(lower is better)" in mel and mel.count(f"-{0.5 * math.log2(4 / 3):.4f}") == 2
+    assert "PSNR" not in out and "bpp" not in out
+
+    assert main(["bdrate", "--metric", "si-sdr", "--method", "pchip", str(ref), str(test)]) == 0
+    out = capsys.readouterr().out
+    assert "SI-SDR" in out and "mel" not in out
+    assert main(["bdrate", "--metric", "psnr", str(ref), str(test)]) == 2
+    assert "no metric 'psnr'" in capsys.readouterr().err
+
+
+def test_audio_results_through_report(tmp_path):
+    from codec.tools.report import make_report
+
+    folder = tmp_path / "res"
+    folder.mkdir()
+    _audio_pair(folder)
+    out = tmp_path / "report"
+    written = make_report([folder], out, references=["opus"])
+    assert sorted(p.name for p in written) == ["rd-mel-distance.png", "rd-si-sdr.png", "report.html", "report.md"]
+    md = (out / "report.md").read_text()
+    assert "BD-rate SI-SDR cubic" in md and "BD-rate mel distance pchip" in md and "kbit/s range" in md
+    row = next(l for l in md.splitlines() if l.startswith("| ours (audio)"))
+    assert row.count("-25.0%") == 4 and f"(+{4 * math.log2(4 / 3):.2f} dB)" in row
+    assert "bits per pixel" not in md and "PSNR" not in md and "bpp" not in md
+    assert "mel distance (lower is better)" in md
+
+
+def test_different_rate_axes_are_refused(tmp_path, capsys):
+    audio, _ = _audio_pair(tmp_path)
+    image = _write(tmp_path / "image.json", "IMG", RATE, PSNR)
+    assert main(["bdrate", str(image), str(audio)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("codec: error:") and "\n" not in err
+    assert "'kbps' (kbit/s)" in err and "'bpp'" in err and "different rate axes" in err
+
+    # same key, other unit
+    bps = json.loads(json.dumps(AUDIO_AXES))
+    bps["rate"]["unit"] = "bit/s"
+    other = _write_axes(tmp_path / "bps.json", "BPS", bps, "kbps", KBPS * 1000, si_sdr=SI_SDR, mel_distance=MEL)
+    assert main(["bdrate", str(audio), str(other)]) == 2
+    assert "(bit/s)" in capsys.readouterr().err
+
+    from codec.tools.report import make_report
+
+    with pytest.raises(CodecError, match="different rate axes"):
+        make_report([image, audio], tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_metric_sets_and_definitions(tmp_path, capsys):
+    ref, _ = _audio_pair(tmp_path)
+    only_sdr = {**AUDIO_AXES, "metrics": {"si-sdr": AUDIO_AXES["metrics"]["si-sdr"]}}
+    part = _write_axes(tmp_path / "part.json", "PART", only_sdr, "kbps", KBPS * 0.5, si_sdr=SI_SDR)
+    assert main(["bdrate", str(ref), str(part)]) == 0
+    out, err = capsys.readouterr()
+    assert "SI-SDR" in out and "mel" not in out
+    assert "codec: note:" in err and "no mel distance values: mel distance skipped" in err
+    assert main(["bdrate", "--metric", "mel-distance", str(ref), str(part)]) == 2
+    assert "PART: no mel distance values" in capsys.readouterr().err
+
+    flipped = json.loads(json.dumps(AUDIO_AXES))
+    flipped["metrics"]["mel-distance"]["higher_is_better"] = True
+    bad = _write_axes(tmp_path / "flip.json", "FLIP", flipped, "kbps", KBPS, si_sdr=SI_SDR, mel_distance=MEL)
+    assert main(["bdrate", str(ref), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "'mel-distance' is defined differently" in err and "lower is better" in err
+
+    nothing = {**AUDIO_AXES, "metrics": {"pesq": {"label": "PESQ", "unit": "", "higher_is_better": True}}}
+    none = _write_axes(tmp_path / "none.json", "NONE", nothing, "kbps", KBPS, pesq=SI_SDR / 10)
+    assert main(["bdrate", str(ref), str(none)]) == 2
+    assert "share no metric" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change,msg", [
+    (lambda a: a.pop("rate"), "need a 'rate' object"),
+    (lambda a: a["metrics"]["si-sdr"].pop("higher_is_better"), "'higher_is_better' must be true or false"),
+    (lambda a: a["metrics"].clear(), "at least one metric"),
+    (lambda a: a["metrics"].update({"pesq": {"label": "PESQ", "unit": "", "higher_is_better": True}}),
+     "the axes name 'pesq', which its results lack"),
+    (lambda a: a["metrics"]["mel-distance"].update({"db_scale": True}), "'db_scale' is for similarities"),
+])
+def test_malformed_axes_are_clear_errors(tmp_path, capsys, change, msg):
+    ref, _ = _audio_pair(tmp_path)
+    axes = json.loads(json.dumps(AUDIO_AXES))
+    change(axes)
+    bad = _write_axes(tmp_path / "bad.json", "BAD", axes, "kbps", KBPS, si_sdr=SI_SDR, mel_distance=MEL)
+    assert main(["bdrate", str(ref), str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("codec: error:") and "\n" not in err and msg in err, err
+
+
+def test_files_without_axes_are_read_as_image_results(tmp_path):
+    from codec.tools.bdrate import load_curve
+
+    legacy = _write(tmp_path / "legacy.json", "OLD", RATE, PSNR, 1 - 10 ** (-(PSNR - 14) / 10))
+    c = load_curve(legacy)
+    assert c.axes.inferred and list(c.metrics) == ["psnr-rgb", "ms-ssim-rgb"]
+    assert c.metrics["ms-ssim-rgb"] == pytest.approx(PSNR - 14)  # on the dB scale
+    # CompressAI's older names
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({"name": "OLDER", "results": {"bpp": list(RATE), "psnr": list(PSNR),
+                                                               "ms-ssim-db-rgb": list(PSNR - 14)}}))
+    c = load_curve(older)
+    assert c.metrics["psnr-rgb"] == pytest.approx(PSNR) and c.metrics["ms-ssim-rgb"] == pytest.approx(PSNR - 14)
+    nobpp = tmp_path / "nobpp.json"
+    nobpp.write_text(json.dumps({"name": "X", "results": {"kbps": list(KBPS), "si-sdr": list(SI_SDR)}}))
+    with pytest.raises(CodecError, match="no 'axes' block and no 'bpp' list"):
+        load_curve(nobpp)
+
+
+@pytest.mark.skipif(not (RESULTS / "jpeg.json").exists(), reason="checked-in results missing")
+def test_checked_in_results_name_their_axes_and_keep_their_figures(capsys):
+    from codec.tools.image_codecs import IMAGE
+
+    for f in sorted(RESULTS.glob("*.json")):
+        assert json.loads(f.read_text())["axes"] == IMAGE.axes(), f.name
+    assert main(["bdrate", str(RESULTS / "jpeg.json"), str(RESULTS / "ours-mean-scale-vr.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # the figures of the README (and of the report before the results had axes)
+    assert out[2].split()[-7:] == ["PSNR-RGB", "-14.0%", "+0.46", "dB", "-15.3%", "+0.46", "dB"]
+    assert out[3].split()[-8:] == ["MS-SSIM", "(dB)", "-13.9%", "+0.78", "dB", "-13.9%", "+0.80", "dB"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,10 +16,10 @@ from PIL import Image
 
 from codec.cli import main
 from codec.errors import CodecError
-from codec.tools import metrics
+from codec.media import image_metrics as metrics
 from codec.tools.evaluate import JOURNAL_DIR, evaluate
 from codec.tools.image_codecs import IMAGE, JPEG
-from codec.tools.registry import make_codec, parse_codec_spec
+from codec.tools.registry import Codec, Media, make_codec, parse_codec_spec, register_media
 
 from pictures import smooth_image
 
@@ -131,6 +132,21 @@ def test_results_json_format(dataset, tmp_path):
         assert len(res[k]) == 2, k
     assert res["bpp"] == sorted(res["bpp"]) and res["quality"] == [20, 80]
     assert obj["meta"]["num_items"] == 2 and obj["meta"]["chroma"].startswith("4:2:0")
+    # the file names what it measures; the rest of meta is as before the axes block
+    assert list(obj)[:4] == ["name", "description", "axes", "results"]
+    assert obj["axes"] == {
+        "medium": "image",
+        "rate": {"key": "bpp", "unit": "bpp", "label": "bits per pixel", "plot_max": 2.0},
+        "metrics": {
+            "psnr-rgb": {"label": "PSNR-RGB", "unit": "dB", "higher_is_better": True,
+                         "description": "8-bit RGB, peak 255, per-image dB averaged"},
+            "ms-ssim-rgb": {"label": "MS-SSIM", "unit": "", "higher_is_better": True, "db_scale": True,
+                            "description": "pytorch_msssim on 8-bit RGB, data_range 255, float32"},
+        },
+    }
+    assert obj["meta"]["metrics"] == ("PSNR-RGB: 8-bit RGB, peak 255, per-image dB averaged; MS-SSIM: "
+                                      "pytorch_msssim on 8-bit RGB, data_range 255, float32")
+    assert obj["meta"]["rate"] == "bpp from the length of the encoded bytes"
 
     # rates come from the bytes of the encoded file, metrics from the decoded 8-bit output
     codec = JPEG()
@@ -152,7 +168,25 @@ def test_results_json_format(dataset, tmp_path):
     from codec.tools.bdrate import load_curve
 
     c = load_curve(out / "webp.json")
-    assert c.rate.shape == (1,) and set(c.metrics) == {"psnr", "ms-ssim"}
+    assert c.rate.shape == (1,) and set(c.metrics) == {"psnr-rgb", "ms-ssim-rgb"} and not c.axes.inferred
+
+
+def test_image_media_uses_the_media_layer(dataset, tmp_path):
+    from codec.errors import InputError, LimitError
+    from codec.media import image
+
+    assert IMAGE.rate_key == image.RATE_UNIT
+    img = IMAGE.load(dataset / "a.png")
+    assert np.array_equal(img, image.read(dataset / "a.png").rgb)
+    assert IMAGE.rate(1234, img) == image.rate(1234, image.Picture(img).info) == 8 * 1234 / (176 * 168)
+    with pytest.raises(InputError, match="not an image"):
+        IMAGE.load(dataset / "notes.txt")
+    with pytest.raises(LimitError):  # the media layer's pixel limit
+        os.environ[image.MAX_PIXELS_ENV] = "1000"
+        try:
+            IMAGE.load(dataset / "a.png")
+        finally:
+            del os.environ[image.MAX_PIXELS_ENV]
 
 
 def test_tiny_images_have_null_ms_ssim(tmp_path):
@@ -341,6 +375,8 @@ def test_eval_cli_and_report(dataset, tmp_path, capsys):
                                  "webp:10,40,70,95", "-o", str(out), "-j", "1", "--no-progress")
     assert code == 0, err
     assert "jpeg" in stdout and "webp" in stdout
+    line = next(l for l in stdout.splitlines() if l.startswith("jpeg"))
+    assert " 4 points " in line and " bpp " in line and " dB  -> " in line, line
 
     anchor_dir = tmp_path / "anchors"
     anchor_dir.mkdir()
@@ -353,7 +389,7 @@ def test_eval_cli_and_report(dataset, tmp_path, capsys):
     code, stdout, err = _run_cli(capsys, "report", str(out), "--anchor", str(anchor_dir), "--reference", "jpeg",
                                  "-o", str(rep))
     assert code == 0, err
-    for f in ("report.md", "report.html", "rd-psnr.png", "rd-ms-ssim.png"):
+    for f in ("report.md", "report.html", "rd-psnr-rgb.png", "rd-ms-ssim-rgb.png"):
         assert (rep / f).stat().st_size > 0
     md = (rep / "report.md").read_text()
     assert "BD-rate against JPEG" in md and "Anchor (published)" in md
@@ -370,3 +406,100 @@ def test_eval_cli_and_report(dataset, tmp_path, capsys):
     assert "BD-rate against WebP" in (rep / "report.md").read_text()
     code, _, err = _run_cli(capsys, "report", str(out), "-o", str(tmp_path / "r2"), "--reference", "vtm")
     assert code == 2 and "reference 'vtm' not among" in err
+
+
+# --------------------------------------------------------------------------- another medium
+class ToneMedia(Media):
+    """An audio-like medium for the test: mono float signals in .npy files at 8 kHz, rate in
+    kbit/s, SNR (higher is better) and the largest sample error (lower is better)."""
+
+    name = "test-tone"
+    rate_key = "kbps"
+    rate_unit = "kbit/s"
+    rate_label = "bitrate"
+    metric_keys = ("snr", "max-error")
+    lower_is_better = ("max-error",)
+    metric_info = {"snr": {"label": "SNR", "unit": "dB"}, "max-error": {"label": "max error", "unit": ""}}
+
+    def list_items(self, dataset):
+        return sorted(Path(dataset).glob("*.npy"))
+
+    def load(self, path):
+        return np.load(path)
+
+    def rate(self, nbytes, item):
+        return 8 * nbytes / 1000 / (len(item) / 8000)
+
+    def score(self, ref, rec):
+        err = ref - rec
+        return {"snr": float(10 * np.log10(np.sum(ref ** 2) / np.sum(err ** 2))),
+                "max-error": float(np.abs(err).max())}
+
+
+register_media(ToneMedia())
+
+
+class ToneQuantiser(Codec):
+    """Uniform quantiser, step 2**-quality, integers zlib-compressed; ``padding`` bytes
+    of overhead (the same quality for more bits)."""
+
+    media = "test-tone"
+    quality_type = int
+
+    def __init__(self, padding: int = 0):
+        self.padding = padding
+        self.key = f"tone-pad{padding}"
+        self.display_name = f"quantiser +{padding} B"
+
+    def encode(self, item, quality):
+        import zlib
+
+        ints = np.round(item * 2.0 ** quality).astype(np.int32).tobytes()
+        return bytes([quality]) + bytes(self.padding) + zlib.compress(ints, 9)
+
+    def decode(self, data, item):
+        import zlib
+
+        ints = np.frombuffer(zlib.decompress(data[1 + self.padding:]), np.int32)
+        return ints * 2.0 ** -data[0]
+
+    def info(self):
+        return {"bits_counted": "quality byte, padding and zlib of the integers", "padding": self.padding}
+
+
+def test_another_medium_through_eval_bdrate_and_report(tmp_path, capsys):
+    """A medium the tools have never heard of: eval writes its axes, bdrate and report read them."""
+    data = tmp_path / "tones"
+    data.mkdir()
+    t = np.arange(8000) / 8000
+    rng = np.random.default_rng(0)
+    for i, f in enumerate((220.0, 440.0)):
+        np.save(data / f"tone{i}.npy", 0.5 * np.sin(2 * np.pi * f * t) + 0.05 * rng.normal(size=t.size))
+    out = tmp_path / "res"
+    quals = [4, 5, 6, 7, 8]
+    written = evaluate(data, [(ToneQuantiser(0), quals), (ToneQuantiser(400), quals)], out, jobs=1,
+                       progress=False, log=lambda m: None)
+    obj = json.loads(written["tone-pad0"].read_text())
+    assert obj["axes"]["rate"] == {"key": "kbps", "unit": "kbit/s", "label": "bitrate"}
+    assert obj["axes"]["metrics"]["max-error"]["higher_is_better"] is False
+    assert set(obj["results"]) == {"quality", "kbps", "snr", "max-error", "encoding_time", "decoding_time"}
+    assert obj["meta"]["metrics"] == "SNR; max error"
+
+    code, stdout, err = _run_cli(capsys, "bdrate", str(out / "tone-pad400.json"), str(out / "tone-pad0.json"))
+    assert code == 0, err
+    assert "warning" not in err  # both curves monotone, the distance taken the right way round
+    # columns: test, metric, BD-rate cubic, BD-quality cubic, BD-rate pchip, BD-quality pchip
+    rows = {c[1]: c[2:] for c in (re.split(r"\s{2,}", l.strip()) for l in stdout.splitlines()[2:])}
+    assert set(rows) == {"SNR", "max error (lower is better)"}
+    for cells in rows.values():  # the same quality for fewer bits: negative BD-rates
+        assert cells[0].startswith("-") and cells[2].startswith("-") and cells[0].endswith("%"), cells
+    snr, err_ = rows["SNR"], rows["max error (lower is better)"]
+    assert float(snr[1].split()[0]) > 0 and float(snr[3].split()[0]) > 0  # more SNR at equal rate
+    assert float(err_[1]) < 0 and float(err_[3]) < 0  # less error at equal rate: negative
+
+    rep = tmp_path / "report"
+    code, stdout, err = _run_cli(capsys, "report", str(out), "--reference", "tone-pad400", "-o", str(rep))
+    assert code == 0, err
+    assert (rep / "rd-snr.png").exists() and (rep / "rd-max-error.png").exists()
+    md = (rep / "report.md").read_text()
+    assert "BD-rate SNR cubic" in md and "kbit/s range" in md and "bpp" not in md and "PSNR" not in md

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from codec.tools import metrics
+from codec.media import image_metrics as metrics
 from codec.tools.image_codecs import from_planes, to_planes
 
 from pictures import smooth_image

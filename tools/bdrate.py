@@ -11,9 +11,16 @@ Two interpolations are provided, both integrated exactly over the overlapping in
   Pareto front (points no other point beats in both rate and quality), with a warning.
 
 BD-rate is ``(10**mean(log10 R_test - log10 R_ref) - 1) * 100`` percent at equal
-quality: negative means the test codec needs fewer bits.  BD-quality is the mean
-quality difference at equal rate (dB for PSNR): positive means the test is better.
-For MS-SSIM both are computed on ``-10*log10(1 - MS-SSIM)`` (dB) by default.
+quality: negative means the test codec needs fewer bits, whatever the metric.
+BD-quality is the mean difference of the metric, test minus reference, at equal rate,
+in the metric's unit (dB for PSNR): positive means the test is better for a metric
+where higher is better, negative for one where lower is better (a distance; such a
+metric is negated for the fits, so monotone means "improves with rate").
+
+What the rate and the metrics of a results file are (keys, units, labels, directions,
+the dB scale of MS-SSIM-like similarities, computed on ``-10*log10(1 - value)`` by
+default) comes from its ``axes`` block (:mod:`codec.tools.axes`), so results of any
+medium work: ``bpp`` and PSNR-RGB, ``kbps`` and SI-SDR, ``bpp`` and PSNR-YUV.
 
 Warnings (returned with each result, printed by the CLI): curves that do not overlap
 (the value is NaN), an overlap shorter than ``min_overlap`` (default 50%) of either
@@ -30,9 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from codec.errors import CodecError
+from codec.tools.axes import Axes, Metric, axes_of, shared_metrics
 
 __all__ = ["BDResult", "bd_rate", "bd_quality", "pchip_slopes", "pchip_integral", "curve_from_results",
-           "Curve", "compare", "register", "METHODS"]
+           "load_curve", "Curve", "compare", "find_metric", "register", "METHODS"]
 
 METHODS = ("cubic", "pchip")
 
@@ -137,7 +145,7 @@ def _prepare(rate, q, label: str, method: str, warns: list[str]) -> tuple[np.nda
     if np.any(np.diff(q) <= 0) or np.any(np.diff(rate) <= 0):
         front = _pareto(rate, q)
         dropped = rate.size - front.size
-        msg = f"{label}: curve is not monotone (quality does not rise with every rate step)"
+        msg = f"{label}: curve is not monotone (quality does not improve with every rate step)"
         if method == "pchip":
             msg += f"; {dropped} dominated point(s) dropped for pchip"
             rate, q = rate[front], q[front]
@@ -172,43 +180,55 @@ def _delta(x_ref, y_ref, x_test, y_test, method, min_overlap, axis, warns) -> tu
     return float(diff), (float(lo), float(hi)), float(frac)
 
 
-def bd_rate(rate_ref, q_ref, rate_test, q_test, method: str = "cubic", *, min_overlap: float = 0.5) -> BDResult:
-    """BD-rate in percent of ``test`` against ``ref`` (negative: test saves bits)."""
+def _signed(q, higher_is_better: bool) -> np.ndarray:
+    q = np.asarray(q, float)
+    return q if higher_is_better else -q
+
+
+def bd_rate(rate_ref, q_ref, rate_test, q_test, method: str = "cubic", *, min_overlap: float = 0.5,
+            higher_is_better: bool = True) -> BDResult:
+    """BD-rate in percent of ``test`` against ``ref`` (negative: test saves bits); a
+    metric where lower is better (``higher_is_better=False``) is negated for the fit."""
     if method not in METHODS:
         raise ValueError(f"unknown BD method {method!r}; use one of {', '.join(METHODS)}")
     warns: list[str] = []
-    r0, q0 = _prepare(rate_ref, q_ref, "reference", method, warns)
-    r1, q1 = _prepare(rate_test, q_test, "test", method, warns)
+    r0, q0 = _prepare(rate_ref, _signed(q_ref, higher_is_better), "reference", method, warns)
+    r1, q1 = _prepare(rate_test, _signed(q_test, higher_is_better), "test", method, warns)
     d, ov, frac = _delta(q0, np.log10(r0), q1, np.log10(r1), method, min_overlap, "quality", warns)
     val = (10.0 ** d - 1.0) * 100.0 if math.isfinite(d) else float("nan")
     return BDResult(val, ov, frac, warns)
 
 
-def bd_quality(rate_ref, q_ref, rate_test, q_test, method: str = "cubic", *, min_overlap: float = 0.5) -> BDResult:
-    """BD-quality (BD-PSNR in dB for PSNR) of ``test`` against ``ref`` (positive: test better)."""
+def bd_quality(rate_ref, q_ref, rate_test, q_test, method: str = "cubic", *, min_overlap: float = 0.5,
+               higher_is_better: bool = True) -> BDResult:
+    """BD-quality (BD-PSNR in dB for PSNR): the mean of test minus reference at equal
+    rate, in the metric's own terms (positive: test better when higher is better;
+    negative: test better when ``higher_is_better=False``)."""
     if method not in METHODS:
         raise ValueError(f"unknown BD method {method!r}; use one of {', '.join(METHODS)}")
     warns: list[str] = []
-    r0, q0 = _prepare(rate_ref, q_ref, "reference", method, warns)
-    r1, q1 = _prepare(rate_test, q_test, "test", method, warns)
+    r0, q0 = _prepare(rate_ref, _signed(q_ref, higher_is_better), "reference", method, warns)
+    r1, q1 = _prepare(rate_test, _signed(q_test, higher_is_better), "test", method, warns)
     d, ov, frac = _delta(np.log10(r0), q0, np.log10(r1), q1, method, min_overlap, "rate", warns)
+    if not higher_is_better and math.isfinite(d):
+        d = -d
     return BDResult(d, ov, frac, warns)
 
 
 # --------------------------------------------------------------------------- results files
-METRICS = {
-    "psnr": ("psnr-rgb", "PSNR-RGB", "dB"),
-    "ms-ssim": ("ms-ssim-rgb", "MS-SSIM", "dB"),
-}
-
-
 @dataclass
 class Curve:
     name: str
     path: str
     rate: np.ndarray
+    #: metric key -> values as BD-rated and plotted (``db_scale`` metrics in dB when ``db``)
     metrics: dict[str, np.ndarray]
     obj: dict
+    axes: Axes
+    db: bool = True
+
+    def metric(self, key: str) -> Metric:
+        return self.axes.metrics[key]
 
 
 def _to_db(v: np.ndarray) -> np.ndarray:
@@ -217,49 +237,76 @@ def _to_db(v: np.ndarray) -> np.ndarray:
         return -10.0 * np.log10(np.clip(1.0 - v, 1e-10, None))
 
 
-def curve_from_results(obj: dict, path: str = "", ms_ssim_db: bool = True) -> Curve:
-    """Rate and metrics of a CompressAI-format results dict (``bpp``, or ``bitrate`` for
-    video files); MS-SSIM converted to dB unless ``ms_ssim_db`` is false; ``ms-ssim-db-rgb``
-    is used when only that is present."""
+def curve_from_results(obj: dict, path: str = "", db: bool = True) -> Curve:
+    """Rate and metrics of a results dict, as its ``axes`` block names them (or as they
+    are inferred for files without one, :mod:`codec.tools.axes`); ``db_scale`` metrics
+    are converted to ``-10*log10(1 - value)`` dB unless ``db`` is false."""
+    where = path or str(obj.get("name") or "results")
     res = obj.get("results")
     if not isinstance(res, dict):
-        raise CodecError(f"{path or obj.get('name')}: no 'results' in the file")
-    rate_key = next((k for k in ("bpp", "bitrate", "kbps") if k in res), None)
-    if rate_key is None:
-        raise CodecError(f"{path or obj.get('name')}: results have no 'bpp' (or 'bitrate') list")
+        raise CodecError(f"{where}: no 'results' in the file")
+    ax = axes_of(obj, where)
 
     def arr(k):
-        return np.array([np.nan if v is None else v for v in res[k]], dtype=float)
+        v = res[k]
+        if not isinstance(v, list):
+            raise CodecError(f"{where}: results {k!r} is not a list")
+        try:
+            return np.array([np.nan if x is None else x for x in v], dtype=float)
+        except (TypeError, ValueError):
+            raise CodecError(f"{where}: results {k!r} holds values that are not numbers") from None
 
     mets = {}
-    if "psnr-rgb" in res:
-        mets["psnr"] = arr("psnr-rgb")
-    elif "psnr" in res:
-        mets["psnr"] = arr("psnr")
-    if "ms-ssim-rgb" in res:
-        mets["ms-ssim"] = _to_db(arr("ms-ssim-rgb")) if ms_ssim_db else arr("ms-ssim-rgb")
-    elif "ms-ssim" in res:
-        mets["ms-ssim"] = _to_db(arr("ms-ssim")) if ms_ssim_db else arr("ms-ssim")
-    elif "ms-ssim-db-rgb" in res and ms_ssim_db:
-        mets["ms-ssim"] = arr("ms-ssim-db-rgb")
+    for k, m in ax.metrics.items():
+        src, conv = ax.sources.get(k, (k, None))
+        v = arr(src)
+        if conv == "from_db":  # an older file's -10 log10(1 - v): back to v
+            v = 1.0 - 10.0 ** (-v / 10.0)
+        mets[k] = _to_db(v) if (m.db_scale and db) else v
     name = str(obj.get("name") or Path(path).stem)
-    return Curve(name, str(path), arr(rate_key), mets, obj)
+    return Curve(name, str(path), arr(ax.rate.key), mets, obj, ax, db)
 
 
-def load_curve(path, ms_ssim_db: bool = True) -> Curve:
+def load_curve(path, db: bool = True) -> Curve:
     from codec.tools.evaluate import load_results
 
-    return curve_from_results(load_results(Path(path)), str(path), ms_ssim_db)
+    return curve_from_results(load_results(Path(path)), str(path), db)
+
+
+def find_metric(curve: Curve, name: str) -> str:
+    """The key of ``curve``'s metric called ``name``: its key, its label, or the key's
+    first words up to a ``-`` (``psnr`` for ``psnr-rgb``), any case."""
+    n = name.strip().lower()
+    mets = curve.axes.metrics
+    for test in (lambda m: m.key.lower() == n, lambda m: m.label.lower() == n,
+                 lambda m: m.key.lower().startswith(n + "-")):
+        hits = [m.key for m in mets.values() if test(m)]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise CodecError(f"metric {name!r} is ambiguous in {curve.name}: {', '.join(hits)}")
+    raise CodecError(f"{curve.name}: no metric {name!r}; it has "
+                     + ", ".join(f"{m.key} ({m.label})" for m in mets.values()))
 
 
 def compare(ref: Curve, test: Curve, metric: str, method: str, min_overlap: float = 0.5) -> tuple[BDResult, BDResult]:
-    """(BD-rate, BD-quality) of ``test`` against ``ref`` on one metric."""
-    if metric not in ref.metrics or metric not in test.metrics:
-        who = ref.name if metric not in ref.metrics else test.name
-        raise CodecError(f"{who}: no {METRICS[metric][1]} values")
-    rate = bd_rate(ref.rate, ref.metrics[metric], test.rate, test.metrics[metric], method, min_overlap=min_overlap)
+    """(BD-rate, BD-quality) of ``test`` against ``ref`` on the metric with key ``metric``.
+    :class:`CodecError` when the two measure rate differently or define the metric
+    differently, or one of them lacks it."""
+    if ref.db != test.db:
+        raise ValueError("compare curves loaded the same way (both with db=True or both with db=False)")
+    shared, _ = shared_metrics(ref.path or ref.name, ref.axes, test.path or test.name, test.axes)
+    m = next((x for x in shared if x.key == metric), None)
+    if m is None:
+        who = ref if metric not in ref.metrics else test
+        other = test if who is ref else ref
+        label = (other.axes.metrics.get(metric) or who.axes.metrics.get(metric))
+        raise CodecError(f"{who.name}: no {label.label if label else metric} values")
+    hib = m.higher_is_better
+    rate = bd_rate(ref.rate, ref.metrics[metric], test.rate, test.metrics[metric], method,
+                   min_overlap=min_overlap, higher_is_better=hib)
     qual = bd_quality(ref.rate, ref.metrics[metric], test.rate, test.metrics[metric], method,
-                      min_overlap=min_overlap)
+                      min_overlap=min_overlap, higher_is_better=hib)
     return rate, qual
 
 
@@ -267,31 +314,32 @@ def fmt_pct(v: float) -> str:
     return "n/a" if not math.isfinite(v) else f"{v:+.1f}%"
 
 
-def fmt_db(v: float) -> str:
-    return "n/a" if not math.isfinite(v) else f"{v:+.2f} dB"
-
-
 # --------------------------------------------------------------------------- CLI
 def register(sub) -> None:
     p = sub.add_parser(
         "bdrate",
-        help="BD-rate and BD-PSNR of result files against a reference (cubic and PCHIP)",
+        help="BD-rate and BD-quality (BD-PSNR, ...) of result files against a reference (cubic and PCHIP)",
         description="Print the Bjontegaard delta rate (percent bits saved at equal quality; negative = TEST "
-        "is better) and delta quality (dB at equal rate; positive = TEST is better) of each TEST against REF, "
-        "for PSNR-RGB and MS-SSIM (on -10*log10(1-MS-SSIM)), with Bjontegaard's cubic fit and with the "
-        "piecewise-cubic (PCHIP) interpolation of the JVET common test conditions, over the range where the "
-        "curves overlap.  Files are CompressAI-format results JSONs (as written by codec eval).",
+        "is better) and delta quality (the metric's mean difference TEST - REF at equal rate, in its unit: "
+        "positive = TEST is better for a metric where higher is better, negative for one where lower is "
+        "better) of each TEST against REF, for every metric the two files share, with Bjontegaard's cubic "
+        "fit and with the piecewise-cubic (PCHIP) interpolation of the JVET common test conditions, over the "
+        "range where the curves overlap.  Files are CompressAI-format results JSONs (as written by codec "
+        "eval); the rate and the metrics, their units and directions come from each file's 'axes' block "
+        "(files without one are image results: bpp, PSNR-RGB, MS-SSIM on -10*log10(1-MS-SSIM)).  Files on "
+        "different rate axes are refused; metrics only one file has are skipped with a note.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  codec bdrate results/jpeg.json results/webp.json results/avif.json",
     )
     p.add_argument("ref", metavar="REF.json", help="reference curve (the codec you compare against)")
     p.add_argument("tests", metavar="TEST.json", nargs="+", help="curves to compare with the reference")
-    p.add_argument("--metric", choices=["psnr", "ms-ssim", "all"], default="all",
-                   help="quality metric (default: all available)")
+    p.add_argument("--metric", default="all", metavar="NAME",
+                   help="quality metric: a key of the files' axes (e.g. psnr-rgb, si-sdr), its label, or its "
+                   "first word (psnr, ms-ssim); default: all the files share")
     p.add_argument("--method", choices=[*METHODS, "both"], default="both",
                    help="interpolation: cubic (Bjontegaard), pchip (JVET CTC) or both (default)")
-    p.add_argument("--ms-ssim-linear", action="store_true",
-                   help="use linear MS-SSIM values instead of -10*log10(1-MS-SSIM) dB")
+    p.add_argument("--linear", "--ms-ssim-linear", dest="linear", action="store_true",
+                   help="use linear values of dB-scale similarities (MS-SSIM) instead of -10*log10(1-value) dB")
     p.add_argument("--min-overlap", type=float, default=0.5, metavar="F",
                    help="warn when the overlap is shorter than this fraction of either curve's span "
                    "(default 0.5)")
@@ -301,29 +349,30 @@ def register(sub) -> None:
 def _cmd_bdrate(args) -> int:
     if not 0 <= args.min_overlap <= 1:
         raise ValueError("--min-overlap must be between 0 and 1")
-    db = not args.ms_ssim_linear
+    db = not args.linear
     ref = load_curve(args.ref, db)
     tests = [load_curve(t, db) for t in args.tests]
     methods = list(METHODS) if args.method == "both" else [args.method]
-    mets = list(METRICS) if args.metric == "all" else [args.metric]
-    rows, warnings = [], []
+    only = None if args.metric == "all" else find_metric(ref, args.metric)
+    rows, warnings, notes = [], [], []
     for t in tests:
-        for m in mets:
-            if m not in ref.metrics or m not in t.metrics:
-                if args.metric != "all":
-                    who = ref.name if m not in ref.metrics else t.name
-                    raise CodecError(f"{who}: no {METRICS[m][1]} values")
-                continue
+        shared, skipped = shared_metrics(ref.path, ref.axes, t.path, t.axes)
+        if only is not None:
+            if only not in {m.key for m in shared}:
+                raise CodecError(f"{t.name}: no {ref.metric(only).label} values")
+            shared = [m for m in shared if m.key == only]
+        elif not shared:
+            raise CodecError(f"{t.path} and {ref.path} share no metric ({'; '.join(skipped)})")
+        else:
+            notes += skipped
+        for m in shared:
             cells = []
             for meth in methods:
-                r, q = compare(ref, t, m, meth, args.min_overlap)
-                qtxt = fmt_db(q.value) if (db or m == "psnr") else ("n/a" if not math.isfinite(q.value)
-                                                                     else f"{q.value:+.4f}")
-                cells += [fmt_pct(r.value), qtxt]
+                r, q = compare(ref, t, m.key, meth, args.min_overlap)
+                cells += [fmt_pct(r.value), m.fmt(q.value, db)]
                 for w in dict.fromkeys(r.warnings + q.warnings):
-                    warnings.append(f"{t.name} vs {ref.name}, {METRICS[m][1]}, {meth}: {w}")
-            label = METRICS[m][1] + ("" if m == "psnr" else (" (dB)" if db else " (linear)"))
-            rows.append([t.name, label, *cells])
+                    warnings.append(f"{t.name} vs {ref.name}, {m.label}, {meth}: {w}")
+            rows.append([t.name, m.name(db), *cells])
     head = ["test", "metric"]
     for meth in methods:
         head += [f"BD-rate {meth}", f"BD-quality {meth}"]
@@ -331,6 +380,8 @@ def _cmd_bdrate(args) -> int:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         print("  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    for n in dict.fromkeys(notes):
+        print(f"codec: note: {n}", file=sys.stderr)
     for w in dict.fromkeys(warnings):
         print(f"codec: warning: {w}", file=sys.stderr)
     return 0

@@ -21,7 +21,6 @@ import sys
 import time
 import warnings
 
-import numpy as np
 import torch
 
 
@@ -126,14 +125,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from importlib import resources
 
-    from PIL import Image
+    from codec.media import image
 
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     if args.images:
-        images = [(os.path.basename(f), np.asarray(Image.open(f).convert("RGB"))) for f in args.images]
+        images = [(os.path.basename(f), image.read(f).rgb) for f in args.images]
     else:
         with resources.as_file(resources.files("codec").joinpath("assets", "kodim23.png")) as f:
-            images = [("kodim23.png", np.asarray(Image.open(f).convert("RGB")))]
+            images = [("kodim23.png", image.read(f).rgb)]
     if not torch.cuda.is_available():
         print("note: no CUDA device: only the CPU coder on the CPU is timed", file=sys.stderr)
     _print(run(images, args.model, args.quality, max(1, args.repeat)))

@@ -4,14 +4,30 @@ Each (codec, quality, item) is one *point*: the worker loads the item, encodes i
 decodes the bytes, and scores the result.  The rate comes from ``len()`` of the encoded
 bytes.  Points run in a process pool (one process per core by default); the main process
 appends every finished point as one JSON line to ``OUT/.journal/<codec>.jsonl`` and,
-once all points of a codec are in, writes ``OUT/<codec>.json`` (atomically: temp file +
-``os.replace``) in the format of CompressAI's result files::
+once all points of a codec are in, writes ``OUT/<codec>.json`` (atomically, with
+:func:`codec.fileio.atomic_write`) in the format of CompressAI's result files::
 
     {"name": ..., "description": ...,
+     "axes": {"medium": "image",
+              "rate": {"key": "bpp", "unit": "bpp", "label": "bits per pixel", "plot_max": 2.0},
+              "metrics": {"psnr-rgb": {"label": "PSNR-RGB", "unit": "dB", "higher_is_better": true, ...},
+                          "ms-ssim-rgb": {"label": "MS-SSIM", "unit": "", "higher_is_better": true,
+                                          "db_scale": true, ...}}},
      "results": {"quality": [...], "bpp": [...], "psnr-rgb": [...], "ms-ssim-rgb": [...],
                  "encoding_time": [...], "decoding_time": [...]},
      "per_image": {"kodim01.png": {"bytes": [...], "bpp": [...], ...}, ...},
      "meta": {...}}
+
+``axes`` names what the file measures, as the medium (:class:`~codec.tools.registry.Media`)
+declares it: ``rate.key`` is the key of the rate in ``results`` and ``per_image``
+(``bpp`` for images, ``kbps`` for audio), with its unit and axis label (and optionally
+``plot_max``, the upper end of a plot's rate axis); ``metrics`` maps the key of every
+metric list, in order (the first is the primary one), to its ``label``, ``unit``
+(``""`` for none), ``higher_is_better`` (false for distances), ``db_scale`` (true for
+a similarity in [0, 1] that is shown and BD-rated on ``-10*log10(1 - value)`` dB) and a
+``description``.  ``codec bdrate`` and ``codec report`` take everything they know of
+the rate and the metrics from it; the full schema and the rules for files without the
+block (CompressAI's, earlier versions') are in :mod:`codec.tools.axes`.
 
 ``results`` holds one value per quality, the mean over items of the per-item values
 (PSNR averaged in dB, as CompressAI does), sorted by increasing rate.  ``per_image``
@@ -31,51 +47,26 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
 
 from codec.errors import CodecError
+from codec.fileio import atomic_write
 from codec.tools.registry import Codec, CodecSpec, describe_codecs, get_media, make_codec, parse_codec_spec
 
-__all__ = ["evaluate", "register", "write_json_atomic", "write_bytes_atomic", "load_results", "JOURNAL_DIR"]
+__all__ = ["evaluate", "register", "write_json_atomic", "load_results", "JOURNAL_DIR"]
 
 JOURNAL_DIR = ".journal"
 FORMAT_VERSION = 1
 
 
 # --------------------------------------------------------------------------- helpers
-def _umask() -> int:
-    um = os.umask(0)
-    os.umask(um)
-    return um
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``:
-    readers see the old file or the complete new one, never a partial file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON atomically (see :func:`write_bytes_atomic`)."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+    """Write JSON atomically over any earlier file (:func:`codec.fileio.atomic_write`):
+    readers see the old file or the complete new one, never a partial file."""
+    atomic_write(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode(), force=True)
 
 
 def load_results(path: Path) -> dict:
@@ -230,9 +221,11 @@ def aggregate(codec: Codec, qualities: list, items: list[tuple[str, str]], journ
     import numpy
     import torch
 
+    axes = media.axes()
     return {
         "name": codec.display_name,
         "description": codec.description(),
+        "axes": axes,
         "results": results,
         "per_image": per_image,
         "meta": {
@@ -246,8 +239,8 @@ def aggregate(codec: Codec, qualities: list, items: list[tuple[str, str]], journ
             "bits_counted": info.get("bits_counted"),
             "chroma": info.get("chroma"),
             "settings": info,
-            "metrics": "PSNR-RGB: 8-bit RGB, peak 255, per-image dB averaged; MS-SSIM: pytorch_msssim "
-            "on 8-bit RGB, data_range 255, float32",
+            "metrics": "; ".join(f"{m['label']}: {m['description']}" if m.get("description") else m["label"]
+                                 for m in axes["metrics"].values()),
             "timing": f"wall-clock seconds per item inside one worker process (in-memory encode incl. "
             f"colour conversion / decode to 8-bit RGB), {'/'.join(workers)} worker process(es) "
             f"in parallel, "
@@ -460,10 +453,13 @@ def _cmd_eval(args) -> int:
                        progress=not args.no_progress,
                        log=lambda m: print(m, file=sys.stderr))
     for key, path in written.items():
-        res = load_results(path)["results"]
-        bpp = res.get("bpp") or []
-        ps = res.get("psnr-rgb") or []
-        if bpp:
-            print(f"{key:14s} {len(bpp):2d} points  {min(bpp):.3f}-{max(bpp):.3f} bpp  "
-                  f"{min(ps):.2f}-{max(ps):.2f} dB  -> {path}")
+        obj = load_results(path)
+        res, axes = obj["results"], obj["axes"]
+        rate = [v for v in res.get(axes["rate"]["key"]) or [] if v is not None]
+        (mkey, metric), = list(axes["metrics"].items())[:1]
+        qual = [v for v in res.get(mkey) or [] if v is not None]
+        if rate:
+            qtxt = f"{min(qual):.2f}-{max(qual):.2f} {metric['unit']}".rstrip() if qual else f"no {metric['label']}"
+            print(f"{key:14s} {len(res[axes['rate']['key']]):2d} points  {min(rate):.3f}-{max(rate):.3f} "
+                  f"{axes['rate']['unit']}  {qtxt}  -> {path}")
     return 0

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from codec.errors import CodecError
-from codec.tools import metrics
+from codec.media import image_metrics as metrics
 from codec.tools.registry import Codec, Media, register_codec, register_media
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pnm", ".bmp", ".tif", ".tiff", ".webp")
@@ -41,9 +41,22 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pnm", ".bmp", ".tif", ".t
 
 # --------------------------------------------------------------------------- media
 class ImageMedia(Media):
+    """Still images through the media layer (:mod:`codec.media.image`): files are read
+    with its pixel limit, rates are its bits per pixel, metrics its PSNR-RGB and MS-SSIM
+    (:mod:`codec.media.image_metrics`).  Items are uint8 ``H x W x 3`` RGB arrays."""
+
     name = "image"
-    rate_key = "bpp"
+    rate_key = "bpp"  # codec.media.image.RATE_UNIT (not imported here: it loads the models)
+    rate_unit = "bpp"
+    rate_label = "bits per pixel"
+    rate_plot_max = 2.0  # the default grids span about 0.05-2 bpp on Kodak
     metric_keys = ("psnr-rgb", "ms-ssim-rgb")
+    metric_info = {
+        "psnr-rgb": {"label": "PSNR-RGB", "unit": "dB",
+                     "description": "8-bit RGB, peak 255, per-image dB averaged"},
+        "ms-ssim-rgb": {"label": "MS-SSIM", "unit": "", "db_scale": True,
+                        "description": "pytorch_msssim on 8-bit RGB, data_range 255, float32"},
+    }
 
     def list_items(self, dataset: Path) -> list[Path]:
         dataset = Path(dataset)
@@ -57,20 +70,14 @@ class ImageMedia(Media):
         return items
 
     def load(self, path: Path) -> np.ndarray:
-        from PIL import Image
+        from codec.media import image
 
-        try:
-            with Image.open(path) as im:
-                if im.mode not in ("RGB", "L", "P"):
-                    raise CodecError(f"{path}: image mode {im.mode} not supported (8-bit RGB, grey or palette only)")
-                return np.ascontiguousarray(np.asarray(im.convert("RGB")))
-        except CodecError:
-            raise
-        except OSError as exc:
-            raise CodecError(f"cannot read image {path}: {exc}") from None
+        return np.ascontiguousarray(image.read(path).rgb)
 
     def rate(self, nbytes: int, item: np.ndarray) -> float:
-        return 8.0 * nbytes / (item.shape[0] * item.shape[1])
+        from codec.media import image
+
+        return image.rate(nbytes, image.Picture(item).info)
 
     def score(self, ref: np.ndarray, rec: np.ndarray) -> dict[str, float | None]:
         rec = metrics.as_uint8_rgb(rec)
@@ -92,9 +99,11 @@ def _pil_versions() -> dict[str, str]:
 def _pil_decode(data: bytes) -> np.ndarray:
     from PIL import Image
 
+    from codec.media import image
+
     with Image.open(io.BytesIO(data)) as im:
         im.load()
-        return np.asarray(im.convert("RGB"))
+        return image.from_user(im).rgb
 
 
 class _PillowCodec(Codec):

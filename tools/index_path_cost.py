@@ -20,28 +20,29 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from codec import entropy
-from codec.api import _pad, to_8bit, to_uint8
-from codec.fileio import read_image_file
-
-
-def _psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
+from codec.media import image
+from codec.media.image_metrics import psnr_rgb
 
 
 @torch.no_grad()
-def measure(model, rgb: np.ndarray, quality=None) -> dict:
-    """``quality``: for a variable-rate model (its gains scale the latent around the same
-    hyperprior latent codec)."""
+def measure(model, pic: image.Picture, quality=None) -> dict:
+    """Bytes and PSNR of the integer (real) and the float (CompressAI) path for one
+    picture; ``quality``: for a variable-rate model (its gains scale the latent around
+    the same hyperprior latent codec), None for a fixed-rate one."""
     lc = model.latent_codec
-    H, W = rgb.shape[:2]
-    x = _pad(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255, model.multiple)
-    streams, y_hat = model.compress(x, quality)
-    rec_int = to_8bit(model.synthesize(y_hat)[0, :, :H, :W])
-    # float path, same z
-    y = model.g_a(x)
+    info = pic.info
+    x = pic.tensor("cpu")
+    # the integer path: the model's own bitstream, decoded as codec decode does
+    payload = model.compress(x, quality)
+    rec_int = image.model_output(model.decompress(payload, quality), info).rgb
+    sections = {s.kind: s.data for s in payload.sections}
+    # float path, same z; the padding the model applies itself in compress
+    ph, pw = (-info.height) % model.multiple, (-info.width) % model.multiple
+    xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+    y = model.g_a(xp)
     gain = inv_gain = 1.0
     if model.variable_rate:
         gain, inv_gain = lc.gains(quality, 1, y.device)
@@ -58,15 +59,15 @@ def measure(model, rgb: np.ndarray, quality=None) -> dict:
         y_sym = torch.round(y).to(torch.int32)
         y_hat_f = y_sym.float()
     y_bytes = len(entropy.encode(y_sym, levels, lc.tables))
-    rec_float = to_8bit(model.synthesize(y_hat_f * inv_gain)[0, :, :H, :W])
-    int_bytes = sum(len(s) for s in streams)
-    float_bytes = len(streams[0]) + y_bytes
-    return dict(pixels=H * W, int_bytes=int_bytes, float_bytes=float_bytes,
-                psnr_int=_psnr(rgb, rec_int), psnr_float=_psnr(rgb, rec_float))
+    rec_float = image.model_output(model.synthesize(y_hat_f * inv_gain), info).rgb
+    int_bytes = sum(len(d) for d in sections.values())
+    float_bytes = len(sections["hyper-latent"]) + y_bytes
+    return dict(pixels=info.pixels, int_bytes=int_bytes, float_bytes=float_bytes,
+                psnr_int=psnr_rgb(pic.rgb, rec_int), psnr_float=psnr_rgb(pic.rgb, rec_float))
 
 
 def main(argv=None) -> int:
-    import codec
+    from codec import api
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="+")
@@ -74,15 +75,14 @@ def main(argv=None) -> int:
                     "mean-scale-small, mean-scale-vr)")
     ap.add_argument("--quality", type=float, default=None)
     args = ap.parse_args(argv)
-    name, q = codec.api.resolve(args.model, args.quality)
-    m = codec.load_model(name, q, device="cpu")
+    name, q = api.resolve(args.model, args.quality)
+    m = api.load_model(name, q, device="cpu")
     if not hasattr(getattr(m.latent_codec, "inner", m.latent_codec), "index_path"):
         print("codec: error: the model has no hyperprior index path", file=sys.stderr)
         return 2
     rows = []
     for path in args.images:
-        rgb, _ = to_uint8(read_image_file(path))
-        r = measure(m, rgb, q if m.variable_rate else None)
+        r = measure(m, image.read(path), q if m.variable_rate else None)
         rows.append(r)
         print(f"{path}: integer {r['int_bytes']} B, float {r['float_bytes']} B "
               f"({100 * (r['int_bytes'] / r['float_bytes'] - 1):+.3f}%), "

@@ -41,18 +41,48 @@ __all__ = [
 
 
 class Media:
-    """A kind of media: how to find, load and score items.
+    """A kind of media: how to find, load and score items, and what the scores mean.
 
-    Subclasses set ``name`` (``"image"``, ``"video"``, ``"audio"``), ``rate_key`` (the
-    name of the rate in the results, ``"bpp"`` for images) and ``metric_keys`` (quality
-    metrics, higher is better, first is the primary one), and implement the methods.
+    Subclasses set ``name`` (``"image"``, ``"video"``, ``"audio"``), the rate axis
+    (``rate_key``: the name of the rate in the results, ``"bpp"`` for images, ``"kbps"``
+    for audio; ``rate_unit`` and ``rate_label`` as printed; ``rate_plot_max``: the upper
+    end of the rate axis in plots, or None for the largest measured rate),
+    ``metric_keys`` (the quality metrics, the first is the primary one),
+    ``lower_is_better`` (metrics such as distances where lower is better) and
+    ``metric_info`` (per metric: ``label``, ``unit``, ``db_scale``, ``description``),
+    and implement the methods.  :meth:`axes` turns these into the ``axes`` block of the
+    results files (:mod:`codec.tools.axes`), which is all ``codec bdrate`` and ``codec
+    report`` know of a medium.
     """
 
     name: str = ""
     rate_key: str = "bpp"
+    rate_unit: str = ""  # default: rate_key
+    rate_label: str = ""  # default: rate_key
+    rate_plot_max: float | None = None
     metric_keys: tuple[str, ...] = ()
     #: metrics where lower is better (plotted/BD-rated the other way round)
     lower_is_better: tuple[str, ...] = ()
+    #: metric key -> {"label": ..., "unit": ..., "db_scale": bool, "description": ...}
+    metric_info: dict[str, dict[str, Any]] = {}
+
+    def axes(self) -> dict[str, Any]:
+        """The ``axes`` block of this medium's results files (schema: :mod:`codec.tools.axes`)."""
+        rate: dict[str, Any] = {"key": self.rate_key, "unit": self.rate_unit or self.rate_key,
+                                "label": self.rate_label or self.rate_key}
+        if self.rate_plot_max is not None:
+            rate["plot_max"] = float(self.rate_plot_max)
+        metrics = {}
+        for k in self.metric_keys:
+            info = self.metric_info.get(k, {})
+            m: dict[str, Any] = {"label": info.get("label", k), "unit": info.get("unit", ""),
+                                 "higher_is_better": k not in self.lower_is_better}
+            if info.get("db_scale"):
+                m["db_scale"] = True
+            if info.get("description"):
+                m["description"] = info["description"]
+            metrics[k] = m
+        return {"medium": self.name, "rate": rate, "metrics": metrics}
 
     def list_items(self, dataset: Path) -> list[Path]:
         raise NotImplementedError

@@ -3,12 +3,17 @@
 Reads CompressAI-format results JSONs (from ``codec eval``) and, optionally, published
 anchor curves (same format, drawn dashed), and writes into OUT:
 
-- ``rd-psnr.png`` and ``rd-ms-ssim.png``: quality against bpp for every curve;
-- ``report.md``: the plots, one BD-rate table per reference (cubic and PCHIP, PSNR and
-  MS-SSIM), mean encode/decode times, each codec's chroma format and settings;
+- ``rd-<metric>.png`` for every metric (``rd-psnr-rgb.png`` and ``rd-ms-ssim-rgb.png``
+  for images): the metric against the rate for every curve that has it;
+- ``report.md``: the plots, one BD-rate table per reference (cubic and PCHIP, every
+  metric), mean encode/decode times, each codec's chroma format and settings;
 - ``report.html``: the same, self-contained (plots embedded).
 
-Existing report files in OUT are not overwritten without ``--force``.
+The rate axis and the metrics (keys, units, labels, directions, dB scales) come from
+the files' ``axes`` blocks (:mod:`codec.tools.axes`; inferred for files without one);
+all curves of a report must share the rate axis, and a metric a curve lacks is left
+out of its rows and plots.  Existing report files in OUT are not overwritten without
+``--force``.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import datetime as _dt
 import html
 import io
 import math
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -26,12 +32,20 @@ from pathlib import Path
 import numpy as np
 
 from codec.errors import CodecError
-from codec.tools.bdrate import METHODS, Curve, compare, curve_from_results, fmt_db, fmt_pct
-from codec.tools.evaluate import JOURNAL_DIR, load_results, write_bytes_atomic
+from codec.fileio import atomic_write
+from codec.tools.axes import Metric, Rate, common_rate, merge_metrics
+from codec.tools.bdrate import METHODS, Curve, compare, curve_from_results, fmt_pct
+from codec.tools.evaluate import JOURNAL_DIR, load_results
 
-__all__ = ["Entry", "collect", "make_report", "register", "OUTPUT_FILES"]
+__all__ = ["Entry", "collect", "make_report", "register", "OUTPUT_FILES", "plot_file"]
 
-OUTPUT_FILES = ("report.md", "report.html", "rd-psnr.png", "rd-ms-ssim.png")
+#: the report files besides the plots (``plot_file`` of each metric)
+OUTPUT_FILES = ("report.md", "report.html")
+
+
+def plot_file(metric: Metric) -> str:
+    """The file name of a metric's RD plot: ``rd-<key>.png``."""
+    return "rd-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", metric.key).strip("._") or "metric") + ".png"
 
 
 @dataclass
@@ -84,34 +98,29 @@ def find_reference(entries: list[Entry], name: str) -> Entry:
 
 
 # --------------------------------------------------------------------------- plots
-_METRIC_AXES = {
-    "psnr": ("PSNR-RGB [dB]", "rd-psnr.png"),
-    "ms-ssim": ("MS-SSIM [dB]  (-10 log10(1 - MS-SSIM))", "rd-ms-ssim.png"),
-}
-
-
 MEASURED_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf", "#bcbd22"]
 ANCHOR_COLOURS = ["#000000", "#7f7f7f", "#e377c2", "#393b79", "#8c6d31", "#637939", "#ad494a", "#7b4173",
                   "#3182bd", "#e6550d"]
 ANCHOR_MARKERS = ["s", "^", "v", "D", "x", "+", "*", "P", "<", ">"]
 
 
-def _plot(entries: list[Entry], metric: str, title: str, xmax: float) -> bytes:
+def _plot(entries: list[Entry], metric: Metric, rate: Rate, title: str, xmax: float) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 6.6), dpi=110)
-    measured = [e for e in entries if not e.published and metric in e.curve.metrics]
-    published = [e for e in entries if e.published and metric in e.curve.metrics]
+    key = metric.key
+    measured = [e for e in entries if not e.published and key in e.curve.metrics]
+    published = [e for e in entries if e.published and key in e.curve.metrics]
     ymin, ymax = math.inf, -math.inf
     styles = [(e, MEASURED_COLOURS[i % len(MEASURED_COLOURS)], "o", "-", 1.9)
               for i, e in enumerate(measured)]
     styles += [(e, ANCHOR_COLOURS[i % len(ANCHOR_COLOURS)], ANCHOR_MARKERS[i % len(ANCHOR_MARKERS)], "--", 1.3)
                for i, e in enumerate(published)]
     for e, colour, marker, ls, lw in styles:
-        r, q = e.curve.rate, e.curve.metrics[metric]
+        r, q = e.curve.rate, e.curve.metrics[key]
         ok = np.isfinite(r) & np.isfinite(q)
         r, q = r[ok], q[ok]
         o = np.argsort(r)
@@ -127,11 +136,13 @@ def _plot(entries: list[Entry], metric: str, title: str, xmax: float) -> bytes:
     if math.isfinite(ymin):
         pad = 0.03 * (ymax - ymin)
         ax.set_ylim(ymin - pad, ymax + pad)
-    ax.set_xlabel("bits per pixel (from the bytes of the encoded files)")
-    ax.set_ylabel(_METRIC_AXES[metric][0])
+    ax.set_xlabel(f"{rate.label}" + (f" [{rate.unit}]" if rate.unit else "") + " (from the bytes of the encoded files)")
+    ax.set_ylabel(metric.axis_label())
     ax.set_title(title)
     ax.grid(True, alpha=0.35)
-    ax.legend(fontsize=8, loc="lower right", ncol=1 if len(styles) <= 9 else 2)
+    # curves rise to the right when higher is better, fall when lower is better
+    ax.legend(fontsize=8, loc="lower right" if metric.higher_is_better else "upper right",
+              ncol=1 if len(styles) <= 9 else 2)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -151,39 +162,52 @@ def _mean_time(e: Entry, key: str) -> str:
     return f"{m * 1000:.0f} ms" if m < 1 else f"{m:.2f} s"
 
 
-def bd_rows(entries: list[Entry], ref: Entry, min_overlap: float) -> tuple[list[list[str]], list[str]]:
+def bd_rows(entries: list[Entry], ref: Entry, metrics: list[Metric],
+            min_overlap: float) -> tuple[list[list[str]], list[str]]:
+    """One row per curve but ``ref``: BD-rate (cubic, pchip) on every metric, and the
+    BD-quality of the first metric (pchip) in brackets; ``-`` where a curve lacks a metric."""
     rows, notes = [], []
     for e in entries:
         if e is ref:
             continue
         row = [e.label]
-        for metric in ("psnr", "ms-ssim"):
+        for i, m in enumerate(metrics):
             for meth in METHODS:
-                if metric not in e.curve.metrics or metric not in ref.curve.metrics:
+                if m.key not in e.curve.metrics or m.key not in ref.curve.metrics:
                     row.append("-")
                     continue
                 try:
-                    r, q = compare(ref.curve, e.curve, metric, meth, min_overlap)
+                    r, q = compare(ref.curve, e.curve, m.key, meth, min_overlap)
                 except (ValueError, CodecError) as exc:
                     row.append("n/a")
-                    notes.append(f"{e.label}, {metric}, {meth}: {exc}")
+                    notes.append(f"{e.label}, {m.label}, {meth}: {exc}")
                     continue
                 cell = fmt_pct(r.value)
-                if metric == "psnr" and meth == "pchip":
-                    cell += f" ({fmt_db(q.value)})"
+                if i == 0 and meth == "pchip":
+                    cell += f" ({m.fmt(q.value)})"
                 for w in dict.fromkeys(r.warnings):
-                    notes.append(f"{e.label}, {metric}, {meth}: {w}")
+                    notes.append(f"{e.label}, {m.label}, {meth}: {w}")
                 row.append(cell)
         rows.append(row)
     return rows, list(dict.fromkeys(notes))
 
 
-BD_HEAD = ["codec", "BD-rate PSNR cubic", "BD-rate PSNR pchip (BD-PSNR)", "BD-rate MS-SSIM cubic",
-           "BD-rate MS-SSIM pchip"]
+def bd_head(metrics: list[Metric]) -> list[str]:
+    head = ["codec"]
+    for i, m in enumerate(metrics):
+        head += [f"BD-rate {m.label} cubic", f"BD-rate {m.label} pchip" + (f" (BD-{m.label})" if i == 0 else "")]
+    return head
 
 
-def info_rows(entries: list[Entry]) -> list[list[str]]:
+def _range(v, fmt: str) -> str:
+    if v is None or not np.isfinite(v).any():
+        return "-"
+    return f"{np.nanmin(v):{fmt}}-{np.nanmax(v):{fmt}}"
+
+
+def info_rows(entries: list[Entry], primary: Metric) -> list[list[str]]:
     rows = []
+    qfmt = ".2f" if primary.shown_unit() == "dB" else ".4g"
     for e in entries:
         r = e.curve.rate
         meta = e.curve.obj.get("meta") or {}
@@ -194,15 +218,39 @@ def info_rows(entries: list[Entry]) -> list[list[str]]:
         else:
             chroma = str(meta.get("chroma") or settings.get("chroma") or "-")
             desc = "; ".join(str(settings[k]) for k in ("library", "settings") if settings.get(k))
-        psnr = e.curve.metrics.get("psnr")
-        prange = f"{np.nanmin(psnr):.2f}-{np.nanmax(psnr):.2f}" if psnr is not None and np.isfinite(psnr).any() else "-"
-        rows.append([e.label, str(len(r)), f"{np.nanmin(r):.3f}-{np.nanmax(r):.3f}", prange,
+        rows.append([e.label, str(len(r)), _range(r, ".3f"), _range(e.curve.metrics.get(primary.key), qfmt),
                      _mean_time(e, "encoding_time"), _mean_time(e, "decoding_time"), chroma, desc])
     return rows
 
 
-INFO_HEAD = ["codec", "points", "bpp range", "PSNR range [dB]", "encode (mean)", "decode (mean)", "chroma",
-             "library / settings"]
+def info_head(rate: Rate, primary: Metric) -> list[str]:
+    unit = primary.shown_unit()
+    return ["codec", "points", f"{rate.unit or rate.key} range", f"{primary.label} range" + (f" [{unit}]" if unit else ""),
+            "encode (mean)", "decode (mean)", "chroma", "library / settings"]
+
+
+def explanation(rate: Rate, metrics: list[Metric]) -> str:
+    """The paragraph that says what the report's numbers are, from the axes."""
+    parts = []
+    for m in metrics:
+        extra = [m.description] if m.description else []
+        if m.db_scale:
+            extra.append(f"shown and BD-rated on -10 log10(1 - {m.label})")
+        if not m.higher_is_better:
+            extra.append("lower is better")
+        parts.append(m.label + (f" ({'; '.join(extra)})" if extra else ""))
+    p = metrics[0]
+    unit = p.shown_unit()
+    sign = "positive" if p.higher_is_better else "negative"
+    return (
+        f"Rates are {rate.label} ({rate.unit or rate.key}) computed from the length of the encoded data of each "
+        "item (what each codec's *bits counted* says). Metrics: " + "; ".join(parts) + ". BD-rates are percent "
+        "bits saved at equal quality over the range where both curves overlap (negative: fewer bits than the "
+        "reference): Bjontegaard's cubic fit and the piecewise-cubic (PCHIP) interpolation of the JVET common "
+        f"test conditions; BD-{p.label} (the mean difference{' in ' + unit if unit else ''} at equal rate, "
+        f"pchip; {sign}: better than the reference) in brackets. Dashed lines are published curves (given "
+        "with --anchor), not re-run here."
+    )
 
 
 def _md_table(head, rows) -> str:
@@ -222,25 +270,37 @@ def _html_table(head, rows) -> str:
 def _dataset_summary(entries: list[Entry]) -> str:
     ds = {(m.get("dataset"), m.get("num_items")) for e in entries if not e.published
           for m in [e.curve.obj.get("meta") or {}] if m.get("dataset")}
-    return ", ".join(f"{d} ({n} images)" for d, n in sorted(ds, key=str)) or "unknown"
+    return ", ".join(f"{d} ({n} items)" for d, n in sorted(ds, key=str)) or "unknown"
 
 
 def make_report(results: list, out_dir, *, anchors: list = (), references: list = (), title: str | None = None,
-                force: bool = False, min_overlap: float = 0.5, xmax: float = 2.0,
+                force: bool = False, min_overlap: float = 0.5, xmax: float | None = None,
                 command: str | None = None) -> list[Path]:
+    """Write the report; ``xmax``: the upper end of the plots' rate axis (default: the
+    axes' ``plot_max``, else the largest measured rate)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise CodecError(f"output {out} exists and is not a folder")
-    existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
-    if existing and not force:
-        raise CodecError(f"{existing[0]} exists; use --force to overwrite the report in {out}")
     if not 0 <= min_overlap <= 1:
         raise ValueError("--min-overlap must be between 0 and 1")
-    if not xmax > 0:
+    if xmax is not None and not xmax > 0:
         raise ValueError("--xmax must be positive")
     entries = collect(list(results), list(anchors))
     if not any(not e.published for e in entries):
         raise CodecError("no measured results given (only anchors)")
+    named = [(e.curve.path, e.curve.axes) for e in sorted(entries, key=lambda e: e.published)]
+    rate = common_rate(named)
+    metrics = merge_metrics(named)
+    files = {m.key: plot_file(m) for m in metrics if any(m.key in e.curve.metrics for e in entries)}
+    if len(set(files.values())) != len(files):  # keys that differ only in odd characters
+        files = {k: f"{f[:-4]}-{i}.png" for i, (k, f) in enumerate(files.items())}
+    existing = [out / f for f in (*OUTPUT_FILES, *files.values()) if (out / f).exists()]
+    if existing and not force:
+        raise CodecError(f"{existing[0]} exists; use --force to overwrite the report in {out}")
+    if xmax is None:
+        measured_max = max((float(np.nanmax(e.curve.rate)) for e in entries
+                            if not e.published and np.isfinite(e.curve.rate).any()), default=1.0)
+        xmax = rate.plot_max or measured_max
     if not references:
         keys = [e.key.lower() for e in entries]
         references = ["jpeg"] if "jpeg" in keys else [entries[0].key]
@@ -250,40 +310,32 @@ def make_report(results: list, out_dir, *, anchors: list = (), references: list 
     out.mkdir(parents=True, exist_ok=True)
 
     plots = {}
-    for metric, (_, fname) in _METRIC_AXES.items():
-        if any(metric in e.curve.metrics for e in entries):
-            plots[fname] = _plot(entries, metric, f"{title} - {metric.upper()}", xmax)
+    for m in metrics:
+        if m.key in files:
+            plots[files[m.key]] = _plot(entries, m, rate, f"{title} - {m.label}", xmax)
 
     bd = []
     for ref in refs:
-        rows, notes = bd_rows(entries, ref, min_overlap)
+        rows, notes = bd_rows(entries, ref, metrics, min_overlap)
         bd.append((ref, rows, notes))
-    info = info_rows(entries)
+    bd_header = bd_head(metrics)
+    info_header = info_head(rate, metrics[0])
+    info = info_rows(entries, metrics[0])
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     measured_meta = next((e.curve.obj.get("meta") for e in entries if not e.published and e.curve.obj.get("meta")), {})
     timing_note = measured_meta.get("timing", "")
 
-    explain = (
-        "Rates are bits per pixel computed from the length of the encoded data of each image "
-        "(what each codec's *bits counted* says: whole files for Pillow codecs, elementary streams for "
-        "PyAV codecs). PSNR-RGB is computed on the 8-bit RGB output with peak 255 and averaged over "
-        "images in dB; MS-SSIM with pytorch_msssim on 8-bit RGB (data range 255), shown and BD-rated on "
-        "-10 log10(1 - MS-SSIM). BD-rates are percent bits saved at equal quality over the range where "
-        "both curves overlap (negative: fewer bits than the reference): Bjontegaard's cubic fit and the "
-        "piecewise-cubic (PCHIP) interpolation of the JVET common test conditions; BD-PSNR (dB at equal "
-        "rate, pchip) in brackets. Dashed lines are published curves (CompressAI's result files), not "
-        "re-run here."
-    )
+    explain = explanation(rate, metrics)
 
     md = [f"# {title}", "", f"Generated {stamp} by `codec report`" + (f": `{command}`" if command else "") + ".", "",
           explain, ""]
     for fname in plots:
         md += [f"![{fname}]({fname})", ""]
     for ref, rows, notes in bd:
-        md += [f"## BD-rate against {ref.label}", "", _md_table(BD_HEAD, rows), ""]
+        md += [f"## BD-rate against {ref.label}", "", _md_table(bd_header, rows), ""]
         if notes:
             md += ["Warnings:", ""] + [f"- {n}" for n in notes] + [""]
-    md += ["## Codecs, timings and settings", "", _md_table(INFO_HEAD, info), ""]
+    md += ["## Codecs, timings and settings", "", _md_table(info_header, info), ""]
     if timing_note:
         md += [f"Timings of measured codecs: {timing_note}. Published anchors' timings come from other "
                "hardware (and for learned codecs often a GPU): compare them with care.", ""]
@@ -304,10 +356,10 @@ def make_report(results: list, out_dir, *, anchors: list = (), references: list 
     for fname, png in plots.items():
         h.append(f"<p><img alt='{fname}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>")
     for ref, rows, notes in bd:
-        h += [f"<h2>BD-rate against {html.escape(ref.label)}</h2>", _html_table(BD_HEAD, rows)]
+        h += [f"<h2>BD-rate against {html.escape(ref.label)}</h2>", _html_table(bd_header, rows)]
         if notes:
             h.append("<p>Warnings:</p><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
-    h += ["<h2>Codecs, timings and settings</h2>", _html_table(INFO_HEAD, info)]
+    h += ["<h2>Codecs, timings and settings</h2>", _html_table(info_header, info)]
     if timing_note:
         h.append(f"<p>Timings of measured codecs: {html.escape(timing_note)}. Published anchors' timings come "
                  "from other hardware (and for learned codecs often a GPU): compare them with care.</p>")
@@ -317,10 +369,10 @@ def make_report(results: list, out_dir, *, anchors: list = (), references: list 
 
     written = []
     for fname, png in plots.items():
-        write_bytes_atomic(out / fname, png)
+        atomic_write(out / fname, png, force=force)
         written.append(out / fname)
-    write_bytes_atomic(out / "report.md", md_text.encode())
-    write_bytes_atomic(out / "report.html", "\n".join(h).encode())
+    atomic_write(out / "report.md", md_text.encode(), force=force)
+    atomic_write(out / "report.html", "\n".join(h).encode(), force=force)
     written += [out / "report.md", out / "report.html"]
     return written
 
@@ -329,10 +381,12 @@ def register(sub) -> None:
     p = sub.add_parser(
         "report",
         help="write report.md / report.html with RD plots, BD-rate tables and timings",
-        description="Make a rate-distortion report from codec eval results: PSNR and MS-SSIM against bpp "
+        description="Make a rate-distortion report from codec eval results: every metric against the rate "
         "for all codecs (published anchors dashed), a BD-rate table against each reference (cubic and PCHIP), "
-        "mean encode/decode times and each codec's chroma format and settings.  Writes report.md, a "
-        "self-contained report.html and the PNG plots into OUT.",
+        "mean encode/decode times and each codec's chroma format and settings.  The rate and the metrics "
+        "(units, labels, which way is better) come from the files' 'axes' blocks (files without one are "
+        "image results: bpp, PSNR-RGB, MS-SSIM); all files must share the rate axis.  Writes report.md, a "
+        "self-contained report.html and the PNG plots (rd-METRIC.png) into OUT.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  codec report results/ --anchor published/ --reference jpeg --reference VTM -o report/",
     )
@@ -346,7 +400,9 @@ def register(sub) -> None:
                    help="curve to compute BD-rates against: codec key, file stem or name (e.g. jpeg, vtm); "
                    "repeat for several tables (default: jpeg if present, else the first curve)")
     p.add_argument("--title", default=None, help="report title (default: from the data set name)")
-    p.add_argument("--xmax", type=float, default=2.0, help="upper end of the bpp axis in the plots (default 2)")
+    p.add_argument("--xmax", type=float, default=None,
+                   help="upper end of the rate axis in the plots (default: the files' axes say, e.g. 2 for "
+                   "bpp; else the largest measured rate)")
     p.add_argument("--min-overlap", type=float, default=0.5, metavar="F",
                    help="warn when two curves overlap on less than this fraction of either span (default 0.5)")
     p.add_argument("--force", action="store_true", help="overwrite report files that already exist in OUT")
