@@ -7,11 +7,11 @@
 
 Sub-packages (one import package, mapped from the repository's top-level folders):
 
-- ``codec.entropy``  - CDF tables and the lane-interleaved rANS coder (imports nothing else of ours)
-- ``codec.models``   - learned transforms and latent codecs (uses ``codec.entropy``)
-- ``codec``          - public API, container format, CLI (uses ``codec.models``)
-- ``codec.tools``    - evaluation, BD-rate, reports, benchmarks (uses ``codec``)
-- ``codec.training`` - rate-distortion training (uses ``codec.models`` and ``codec.entropy``)
+- ``codec.entropy``  - CDF tables, rANS coders, the root error (imports nothing else of ours)
+- ``codec.models``   - models owning their bitstreams, latent codecs, registry (uses ``codec.entropy``)
+- ``codec``          - API, container, media layer (``codec.media``), CLI (uses ``codec.models``)
+- ``codec.tools``    - evaluation, BD-rate, reports, benchmarks, fuzzing (uses ``codec`` and below)
+- ``codec.training`` - the training loop and its tasks (uses ``codec`` and below)
 """
 __version__ = "0.1.0"
 
