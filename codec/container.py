@@ -274,8 +274,9 @@ def unpack(data: bytes) -> Container:
     for i, (kind, sflags, reserved, index, length, scrc) in enumerate(entries):
         if kind not in KIND_NAMES:
             raise ContainerError(f"section {i} has an unknown kind {kind}")
-        if sflags & ~FLAGS_KNOWN or reserved:
-            raise ContainerError(f"section {i} has unknown flags {sflags:#x} / reserved {reserved:#x}")
+        if sflags & ~FLAGS_KNOWN or reserved or (media.modality == "image" and sflags):
+            raise ContainerError(f"section {i} has unknown flags {sflags:#x} / reserved {reserved:#x} "
+                                 f"(an image's sections have none)")
         if index < last_index or (media.modality == "image" and index != 0):
             raise ContainerError(f"section {i} has an out-of-order index {index}")
         last_index = index

@@ -73,8 +73,8 @@ class Layout:
         if L % LANE_QUANTUM or not LANE_QUANTUM <= L <= MAX_LANES_PER_SEGMENT:
             raise CorruptStreamError(f"invalid lane count {L}")
         if n == 0:
-            if T or S:
-                raise CorruptStreamError("an empty stream has no steps or segments")
+            if T or S or L != LANE_QUANTUM:
+                raise CorruptStreamError(f"an empty stream has {LANE_QUANTUM} lanes, no steps and no segments")
             return
         if not 1 <= T <= -(-n // L):
             raise CorruptStreamError(f"invalid step count {T} for {n} symbols")

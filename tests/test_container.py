@@ -41,9 +41,11 @@ def _repack_v2(c: ct.Container, **fields) -> bytes:
 
 
 def test_pack_unpack_are_inverse_for_every_medium():
-    payload = Payload([Section("hyper-latent", b"ab"), Section("latent", b"", 0, 1)], b"\x01\x02")
     for media in [ct.ImageInfo(7, 5, "gray"), ct.AudioInfo(48000, 2, 123456, 16),
                   ct.VideoInfo(64, 48, 10, (30000, 1001), "yuv420", 10)]:
+        key = 0 if media.modality == "image" else 1  # a picture's sections carry no flags
+        payload = Payload([Section("hyper-latent", b"ab", 0, key), Section("latent", b"", 2, 0)][: 1 + key]
+                          + [Section("latent", b"xyz")] * (1 - key), b"\x01\x02")
         c = ct.Container("some-model", b"12345678", 321, media, payload)
         data = ct.pack(c)
         back = ct.unpack(data)
@@ -84,6 +86,7 @@ def test_truncation_trailing_bytes_and_bit_flips_are_errors():
     (dict(desc=struct.pack("<IIBB", 40, 24, 0, 8) + b"\0"), "descriptor has 10 bytes"),
     (dict(sections=[(9, 0, 0, 0, b"xx")]), "unknown kind 9"),
     (dict(sections=[(1, 4, 0, 0, b"xx")]), "unknown flags"),
+    (dict(sections=[(1, 1, 0, 0, b"xx")]), "an image's sections have none"),
     (dict(sections=[(1, 0, 7, 0, b"xx")]), "reserved"),
     (dict(sections=[(1, 0, 0, 3, b"xx")]), "index 3"),
 ])
