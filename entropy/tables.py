@@ -190,27 +190,10 @@ class CDFTables:
             raise TableError(f"missing table tensor {exc}") from None
         return cls(*arrs, family=family)
 
-    def save(self, path) -> None:
-        """Write the tables to a safetensors file (atomically)."""
-        import os
-        import tempfile
-
-        from safetensors.torch import save_file
-
-        path = os.fspath(path)
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tables-", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(self.state_dict(), tmp, metadata={"family": self.family, "precision": str(PRECISION)})
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+    def file_metadata(self) -> dict:
+        """The safetensors metadata :meth:`load` reads (tables are written by whoever stores
+        them, through the project's one atomic writer, ``codec.fileio``)."""
+        return {"family": self.family, "precision": str(PRECISION)}
 
     @classmethod
     def load(cls, path) -> "CDFTables":

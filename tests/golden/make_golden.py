@@ -57,7 +57,12 @@ def main(argv=None):
     ap.add_argument("--rebuild-tables", action="store_true", help="rebuild the tables with today's builders")
     args = ap.parse_args(argv)
     for name, (tables, sym, idx, layout) in cases(args.rebuild_tables).items():
-        tables.save(HERE / f"tables_{tables.family}.safetensors")
+        from safetensors.torch import save_file
+
+        from codec.fileio import atomic_path
+
+        with atomic_path(HERE / f"tables_{tables.family}.safetensors", force=True) as tmp:
+            save_file(tables.state_dict(), tmp, metadata=tables.file_metadata())
         np.savez_compressed(HERE / f"{name}.npz", symbols=sym, table_index=idx)
         (HERE / f"{name}.rans").write_bytes(rans.encode_many([(sym, idx)], tables, [layout])[0])
         print(name, (HERE / f"{name}.rans").stat().st_size, "bytes")
