@@ -169,6 +169,8 @@ def _encode(args) -> int:
     pairs = _targets(args.inputs, args.output, STREAM_EXT)
     for _, dst in pairs:
         check_output(dst, args.force)
+    if len(pairs) == 1:  # a bad single input fails before a model loads (several: each says so in turn)
+        med.probe(pairs[0][0], limit=args.max_pixels)
     m, q = _load_model(args.model, args.quality, args.device, med.NAME)
 
     def one(src, dst):

@@ -14,6 +14,7 @@ passed.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -187,9 +188,29 @@ def to_user(pic: Picture, output: str = "numpy"):
 
 
 # ----------------------------------------------------------------------------- files
+def probe(path, limit=None) -> ImageInfo:
+    """What :func:`read` would give, from the file's header only (no pixel is decoded):
+    the same errors for a missing, unreadable, animated or over-the-limit file."""
+    with _open(path, limit) as img:
+        return ImageInfo(*img.size, "gray" if img.mode in ("L", "LA", "1") else "rgb")
+
+
 def read(path, limit=None) -> Picture:
     """Read an image file with Pillow: :class:`InputError` for a missing, unreadable or
     animated file, :class:`LimitError` before decoding a picture over the pixel limit."""
+    with _open(path, limit) as img:
+        try:
+            img.load()
+        except MemoryError:
+            raise LimitError(f"{path}: not enough memory to decode it") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InputError(f"cannot read image {path}: {exc}") from None
+        return from_user(img, limit=limit)
+
+
+@contextlib.contextmanager
+def _open(path, limit):
+    """The opened (not yet decoded) image, its size, frames and limit checked."""
     from PIL import Image, UnidentifiedImageError
 
     path = os.fspath(path)
@@ -200,29 +221,23 @@ def read(path, limit=None) -> Picture:
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before any pixel is decoded
     try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if w < 1 or h < 1:
-                raise InputError(f"{path} is empty")
-            check_size(w, h, limit=limit, what=path)
-            frames = getattr(img, "n_frames", 1)
-            if frames > 1:
-                raise InputError(f"{path} is animated ({frames} frames): only still images are coded "
-                                 "(save the frame you want as a PNG)")
-            img.load()
-            return from_user(img, limit=limit)
+        img = Image.open(path)
     except UnidentifiedImageError:
         raise InputError(f"{path} is not an image Pillow can read") from None
-    except Image.DecompressionBombError as exc:  # pragma: no cover - the limit above comes first
-        raise LimitError(f"{path}: {exc}") from None
-    except MemoryError:
-        raise LimitError(f"{path}: not enough memory to decode it") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
         raise InputError(f"cannot read image {path}: {exc}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = saved
+    with img:
+        w, h = img.size
+        if w < 1 or h < 1:
+            raise InputError(f"{path} is empty")
+        check_size(w, h, limit=limit, what=path)
+        frames = getattr(img, "n_frames", 1)
+        if frames > 1:
+            raise InputError(f"{path} is animated ({frames} frames): only still images are coded "
+                             "(save the frame you want as a PNG)")
+        yield img
 
 
 def encode_png(pic: Picture) -> bytes:
