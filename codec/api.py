@@ -105,7 +105,7 @@ def _resources(what: str):
 
     try:
         yield
-    except (MemoryError, torch.OutOfMemoryError) as exc:
+    except (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)) as exc:
         raise ResourceError(f"not enough memory to {what} ({exc.__class__.__name__}); "
                             "try a smaller input or another device") from None
     except RuntimeError as exc:
@@ -133,8 +133,8 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
             raise InputError(f"model '{model}' codes {spec.modality}, not {medium}")
         medium = spec.modality
     med = media.get(medium or "image")
-    item = med.from_user(item, limit=max_pixels)  # the input is checked before a model loads
     name, q = resolve(model, quality, med.NAME)
+    item = med.from_user(item, limit=max_pixels)  # the input is checked before a model loads
     m = load_model(name, q, device)
     spec = _spec(name)
     dev = next(m.parameters()).device

@@ -1,7 +1,7 @@
 """The ``codec`` command line.
 
-Sub-commands live where their code lives.  ``codec`` itself (API, container) owns
-``encode``, ``decode`` and ``info``; packages that build on it (``codec.tools``,
+Sub-commands live where their code lives.  ``codec`` itself owns ``encode``, ``decode``,
+``info``, ``models``, ``demo`` and ``selftest`` (``codec/commands.py``); packages that build on it (``codec.tools``,
 ``codec.training``) register further sub-commands through the entry-point group
 ``codec.commands`` in ``pyproject.toml``.  This keeps the dependency direction one
 way: ``codec`` never imports ``codec.tools`` or ``codec.training`` by name.
@@ -9,8 +9,8 @@ way: ``codec`` never imports ``codec.tools`` or ``codec.training`` by name.
 A sub-command module exposes ``register(subparsers)`` that adds its parser and sets
 ``func=callable(args) -> int`` on it.
 
-User mistakes raise :class:`CodecError` (or ``FileNotFoundError``/``ValueError``
-from our own checks); the CLI prints one line ``codec: error: ...`` and exits 2.
+User mistakes raise :class:`CodecError` (and the OS's ``OSError`` for files); the CLI
+prints one line ``codec: error: ...`` and exits 2.
 """
 from __future__ import annotations
 

@@ -78,8 +78,9 @@ def _common(p):
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files (regular files only)")
     p.add_argument("--max-pixels", type=float, default=None, metavar="N",
-                   help="largest picture to code, in pixels (default 2^25 = 33.5 Mpx, or $CODEC_MAX_PIXELS); "
-                        "coding needs about 260 bytes of memory per pixel")
+                   help="largest picture to code, in pixels (default 2^25 = 33.5 Mpx, or less where half the "
+                        "memory would not hold it; or $CODEC_MAX_PIXELS); coding needs about 350 bytes of memory "
+                        "per pixel")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
 
 
@@ -169,6 +170,9 @@ def _encode(args) -> int:
     pairs = _targets(args.inputs, args.output, STREAM_EXT)
     for _, dst in pairs:
         check_output(dst, args.force)
+    from codec.api import resolve
+
+    resolve(args.model, args.quality, med.NAME)  # a medium with no codec, a bad quality: before any reading
     if len(pairs) == 1:  # a bad single input fails before a model loads (several: each says so in turn)
         med.probe(pairs[0][0], limit=args.max_pixels)
     m, q = _load_model(args.model, args.quality, args.device, med.NAME)
@@ -242,7 +246,8 @@ def _info(args) -> int:
         try:
             d = codec.info(read_stream(path))
         except (CodecError, OSError) as exc:
-            print(f"codec: error: {path}: {exc}", file=sys.stderr)
+            msg = str(exc)
+            print(f"codec: error: {msg if path in msg else f'{path}: {msg}'}", file=sys.stderr)
             status = 2
             continue
         print(f"{path}")

@@ -201,6 +201,7 @@ def pack(c: Container) -> bytes:
     if len(p.header) > MAX_HEADER:
         raise ValueError(f"model header too long ({len(p.header)} bytes)")
     desc = c.media.check().pack()
+    _check_sections(c.media, [(s.flags, 0, s.index) for s in p.sections])
     head = b"".join([_FIXED.pack(MAGIC, VERSION, MODALITIES[c.modality], 0, len(name)), name,
                      _ENVELOPE.pack(c.weights_id, c.quality), _LEN16.pack(len(desc)), desc,
                      _LEN16.pack(len(p.header)), p.header, _COUNT.pack(len(p.sections))])
@@ -270,22 +271,31 @@ def unpack(data: bytes) -> Container:
     if total != len(data):
         what = "truncated" if total > len(data) else "has trailing bytes"
         raise ContainerError(f"stream {what} ({len(data)} bytes, header says {total})")
-    pos, last_index, sections = table_end + _CRC.size, 0, []
-    for i, (kind, sflags, reserved, index, length, scrc) in enumerate(entries):
-        if kind not in KIND_NAMES:
-            raise ContainerError(f"section {i} has an unknown kind {kind}")
-        if sflags & ~FLAGS_KNOWN or reserved or (media.modality == "image" and sflags):
-            raise ContainerError(f"section {i} has unknown flags {sflags:#x} / reserved {reserved:#x} "
-                                 f"(an image's sections have none)")
-        if index < last_index or (media.modality == "image" and index != 0):
-            raise ContainerError(f"section {i} has an out-of-order index {index}")
-        last_index = index
+    for i, e in enumerate(entries):
+        if e[0] not in KIND_NAMES:
+            raise ContainerError(f"section {i} has an unknown kind {e[0]}")
+    _check_sections(media, [e[1:4] for e in entries])
+    pos, sections = table_end + _CRC.size, []
+    for i, (kind, sflags, _reserved, index, length, scrc) in enumerate(entries):
         body = data[pos: pos + length]
         if zlib.crc32(body) != scrc:
             raise ContainerError(f"section {i} checksum mismatch (corrupt file)")
         sections.append(Section(KIND_NAMES[kind], body, index, sflags))
         pos += length
     return Container(name, wid, quality, media, Payload(sections, header), version)
+
+
+def _check_sections(media, entries) -> None:
+    """(flags, reserved, index) of each section: known flags, reserved 0, indexes that never
+    decrease; an image's sections have index 0 and no flags (a picture is one access point)."""
+    last = 0
+    for i, (flags, reserved, index) in enumerate(entries):
+        if flags & ~FLAGS_KNOWN or reserved or (media.modality == "image" and flags):
+            raise ContainerError(f"section {i} has unknown flags {flags:#x} / reserved {reserved:#x} "
+                                 f"(an image's sections have none)")
+        if index < last or (media.modality == "image" and index != 0):
+            raise ContainerError(f"section {i} has an out-of-order index {index}")
+        last = index
 
 
 _V1_MEDIA = struct.Struct("<8sHIIIBBIIHI")

@@ -44,7 +44,7 @@ class ImageModel(nn.Module):
     """
 
     modality = "image"
-    multiple = 16  # H, W must be multiples of this (64 with a hyperprior)
+    multiple = 16  # the model pads pictures to multiples of this (64 with a hyperprior)
     variable_rate = False
     quality = None  # a fixed-rate model's level, set by the registry
     _HEADER = struct.Struct("<II")  # latent grid: rows, columns
@@ -90,6 +90,11 @@ class ImageModel(nn.Module):
         self.latent_codec.load_frozen(state, "frozen.")
 
     # -- the bitstream ---------------------------------------------------------------------
+    def pad(self, x):
+        """``x`` padded to multiples of :attr:`multiple` by replicating its last row and column."""
+        ph, pw = (-x.shape[-2]) % self.multiple, (-x.shape[-1]) % self.multiple
+        return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
     def grid(self, H: int, W: int) -> tuple:
         """The latent grid (rows, columns) of a picture of ``H x W`` pixels."""
         return -(-H // self.multiple) * self.multiple // 16, -(-W // self.multiple) * self.multiple // 16
@@ -112,9 +117,7 @@ class ImageModel(nn.Module):
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"compress takes one picture [1, 3, H, W], got {tuple(x.shape)}")
         H, W = x.shape[-2:]
-        ph, pw = (-H) % self.multiple, (-W) % self.multiple
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        x = self.pad(x)
         with exact_mode():
             y = self.g_a(x)
             streams, _ = self.latent_codec.compress(y, *self._q(quality))

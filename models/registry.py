@@ -119,7 +119,10 @@ class ModelSpec:
         return self.quality.code(self.check_quality(quality))
 
     def quality_from_code(self, code: int):
-        return self.check_quality(code / self.quality.scale if self.quality.continuous else code)
+        try:
+            return self.quality.from_code(code)
+        except ValueError as exc:
+            raise ValueError(f"model '{self.name}': {exc}") from None
 
     def weights_filename(self, quality=None) -> str:
         """``NAME-qQ.safetensors`` (one file per level), or ``NAME.safetensors`` (one for the range)."""
@@ -146,10 +149,8 @@ MODELS: dict[str, ModelSpec] = {
                               "weights, continuous quality 1..8"),
     ]
 }
-MODALITIES = ("image", "audio", "video")
 #: the best model with shipped weights, per medium (a medium missing here has no codec yet)
 DEFAULT_MODELS = {"image": "mean-scale-vr"}
-DEFAULT_MODEL = DEFAULT_MODELS["image"]
 
 
 class UnknownModelError(KeyError):

@@ -92,10 +92,15 @@ def test_the_pixel_limit_can_be_raised_and_lowered():
     assert codec.decode(data, max_pixels=2000).shape == (40, 50, 3)
     with pytest.raises(LimitError):
         codec.encode(smooth_image(40, 50), model="factorized", max_pixels=1999)
-    os.environ["CODEC_MAX_PIXELS"] = "1000"
+    assert codec.decode(data, max_pixels=np.int64(2000)).shape == (40, 50, 3)
     try:
+        os.environ["CODEC_MAX_PIXELS"] = "1000"
         with pytest.raises(LimitError):
             codec.decode(data)
+        for bad in ["inf", "1e400", "lots"]:
+            os.environ["CODEC_MAX_PIXELS"] = bad
+            with pytest.raises(InputError, match="CODEC_MAX_PIXELS"):
+                codec.decode(data)
     finally:
         del os.environ["CODEC_MAX_PIXELS"]
 
@@ -217,11 +222,24 @@ def test_media_without_a_codec_say_so(tmp_path, capsys):
         p.write_bytes(b"\0" * 16)
         assert cli(["encode", str(p), "-o", str(tmp_path / "x.nmc")]) == 2
         err = capsys.readouterr().err
-        assert "has no shipped codec yet" in err and ("video" in err or "audio" in err)
-    with pytest.raises(InputError, match="audio has no shipped codec"):
+        assert f"no {'video' if name.endswith('mp4') else 'audio'} codec ships yet" in err
+    with pytest.raises(InputError, match="no audio codec ships yet"):
         codec.encode(np.zeros(100, np.float32), medium="audio")
     with pytest.raises(InputError, match="codes image, not audio"):
         codec.encode(np.zeros(100, np.float32), model="factorized", medium="audio")
+
+
+def test_side_limit_and_16_bit_are_checked_before_a_model_loads(tmp_path, capsys):
+    codec.api._load.cache_clear()
+    with pytest.raises(LimitError, match="65536 pixels a side"):
+        codec.encode(np.zeros((2, 65600, 3), np.uint8))
+    Image.fromarray(np.zeros((2, 65600), np.uint8)).save(tmp_path / "wide.png")
+    Image.fromarray(np.zeros((8, 8), np.uint16)).save(tmp_path / "deep.png")
+    for name, what in [("wide.png", "a side"), ("deep.png", "only 8-bit")]:
+        assert cli(["encode", str(tmp_path / name), "-o", str(tmp_path / "o.nmc")]) == 2
+        err = capsys.readouterr().err
+        assert what in err and name in err
+    assert codec.api._load.cache_info().currsize == 0
 
 
 def test_animated_gif_is_refused_not_truncated(tmp_path, capsys):
@@ -230,21 +248,24 @@ def test_animated_gif_is_refused_not_truncated(tmp_path, capsys):
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
     assert cli(["encode", str(gif), "-o", str(tmp_path / "a.nmc")]) == 2
     assert "animated (3 frames)" in capsys.readouterr().err
+    with Image.open(gif) as im:  # the API refuses it too
+        with pytest.raises(InputError, match="animated"):
+            codec.encode(im, model="factorized")
     still = tmp_path / "still.gif"
     frames[0].save(still)
     assert cli(["encode", str(still), "-o", str(tmp_path / "s.nmc"), "--model", "factorized", "-q"]) == 0
 
 
 def test_info_summarises_a_million_sections(tmp_path, capsys):
-    payload = Payload([Section("latent", b"")] * ct.MAX_SECTIONS)
-    c = ct.Container("factorized", b"\0" * 8, 4, ct.ImageInfo(8, 8), payload)
+    payload = Payload([Section("latent", b"")] * ct.MAX_SECTIONS, codec.load_model("factorized").header_for(8, 8))
+    c = ct.Container("factorized", codec.load_model("factorized").weights_id, 4, ct.ImageInfo(8, 8), payload)
     p = tmp_path / "many.nmc"
     p.write_bytes(ct.pack(c))
     assert cli(["info", str(p)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) < 30 and any("1048560 more sections" in ln for ln in out), out[-3:]
-    with pytest.raises(codec.CodecError):  # and decoding it is refused, quickly
-        codec.decode(p.read_bytes())
+    with pytest.raises(codec.CodecError, match="writes sections latent; this stream has latent, latent"):
+        codec.decode(p.read_bytes())  # and decoding it is refused, quickly
 
 
 # --------------------------------------------------------------------------- API misuse
@@ -293,7 +314,8 @@ def test_bad_inputs_to_decode_and_info_are_codec_errors(bad):
 
 def test_bad_arguments_are_codec_errors():
     data = codec.encode(smooth_image(8, 8), model="factorized")
-    for kwargs in [dict(output="jpeg"), dict(device="tpu"), dict(max_pixels=-1), dict(max_pixels="many")]:
+    for kwargs in [dict(output="jpeg"), dict(device="tpu"), dict(max_pixels=-1), dict(max_pixels="many"),
+                   dict(max_pixels=float("inf")), dict(max_pixels=float("nan")), dict(max_pixels=1e400)]:
         with pytest.raises(codec.CodecError):
             codec.decode(data, **kwargs)
     for kwargs in [dict(model="nope"), dict(model="factorized", quality=99), dict(model="mean-scale-vr", quality=0.5),

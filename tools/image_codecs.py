@@ -46,7 +46,7 @@ class ImageMedia(Media):
     (:mod:`codec.media.image_metrics`).  Items are uint8 ``H x W x 3`` RGB arrays."""
 
     name = "image"
-    rate_key = "bpp"  # codec.media.image.RATE_UNIT (not imported here: it loads the models)
+    rate_key = "bpp"  # = codec.media.image.RATE_UNIT (a test checks it); bdrate/report need no media import
     rate_unit = "bpp"
     rate_label = "bits per pixel"
     rate_plot_max = 2.0  # the default grids span about 0.05-2 bpp on Kodak

@@ -20,7 +20,6 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from codec import entropy
 from codec.media import image
@@ -40,9 +39,7 @@ def measure(model, pic: image.Picture, quality=None) -> dict:
     rec_int = image.model_output(model.decompress(payload, quality), info).rgb
     sections = {s.kind: s.data for s in payload.sections}
     # float path, same z; the padding the model applies itself in compress
-    ph, pw = (-info.height) % model.multiple, (-info.width) % model.multiple
-    xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-    y = model.g_a(xp)
+    y = model.g_a(model.pad(x))
     gain = inv_gain = 1.0
     if model.variable_rate:
         gain, inv_gain = lc.gains(quality, 1, y.device)

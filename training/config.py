@@ -373,6 +373,3 @@ def write_json(d: dict, path) -> None:
     with atomic_path(path, force=True) as tmp:
         Path(tmp).write_text(json.dumps(d, indent=2) + "\n", encoding="utf-8")
 
-
-def write_config(cfg: Config, path) -> None:
-    write_json(cfg.resolved(), path)

@@ -37,5 +37,5 @@ def get(medium: str):
     if medium not in MEDIA:
         raise InputError(f"unknown medium {medium!r} (known: {', '.join(MEDIA)})")
     if MEDIA[medium] is None:
-        raise InputError(f"{medium} has no shipped codec yet (this version codes images only)")
+        raise InputError(f"no {medium} codec ships yet (this version codes images only)")
     return importlib.import_module(MEDIA[medium])

@@ -15,19 +15,22 @@ passed.
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from codec.container import ImageInfo
+from codec.container import MAX_SIDE, ImageInfo
 from codec.errors import InputError, LimitError
 
 NAME = "image"
 RATE_UNIT = "bpp"  # bits per pixel, from the bytes of the stream
-#: the default limit of pixels a picture (or a stream's picture) may have; the encoder and
-#: decoder of the default model need about 260 bytes of memory per pixel on a CPU
+#: the largest default limit of pixels a picture (or a stream's picture) may have
 DEFAULT_MAX_PIXELS = 1 << 25  # 33.5 Mpx: an 8K UHD picture (7680 x 4320) fits
+#: peak memory per pixel of the default model on a CPU (measured at 1 Mpx: decode 333, encode 283)
+BYTES_PER_PIXEL = 350
 MAX_PIXELS_ENV = "CODEC_MAX_PIXELS"
 OUTPUTS = ("numpy", "torch", "pil")
 
@@ -49,28 +52,42 @@ class Picture:
         return torch.from_numpy(np.array(self.rgb)).to(device).permute(2, 0, 1)[None].float() / 255
 
 
+def default_max_pixels() -> int:
+    """:data:`DEFAULT_MAX_PIXELS`, or fewer on a machine whose memory would not hold the
+    work (half the physical memory at :data:`BYTES_PER_PIXEL`)."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not a POSIX system
+        return DEFAULT_MAX_PIXELS
+    return max(1 << 20, min(DEFAULT_MAX_PIXELS, memory // 2 // BYTES_PER_PIXEL))
+
+
 def max_pixels(limit=None) -> int:
-    """The pixel limit in force: ``limit``, else ``$CODEC_MAX_PIXELS``, else the default."""
+    """The pixel limit in force: ``limit``, else ``$CODEC_MAX_PIXELS``, else :func:`default_max_pixels`."""
+    what = "the pixel limit"
     if limit is None:
-        env = os.environ.get(MAX_PIXELS_ENV, "").strip()
-        if not env:
-            return DEFAULT_MAX_PIXELS
+        limit = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        if not limit:
+            return default_max_pixels()
+        what = f"${MAX_PIXELS_ENV}"
         try:
-            limit = int(float(env))
+            limit = float(limit)
         except ValueError:
-            raise InputError(f"{MAX_PIXELS_ENV} must be a number of pixels, not {env!r}") from None
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 1:
-        raise InputError(f"the pixel limit must be a positive number, not {limit!r}")
+            raise InputError(f"{what} must be a number of pixels, not {limit!r}") from None
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not math.isfinite(limit) or limit < 1:
+        raise InputError(f"{what} must be a finite number of pixels >= 1, not {limit!r}")
     return int(limit)
 
 
 def check_size(width: int, height: int, limit=None, what: str = "the picture") -> None:
-    """:class:`LimitError` when ``width x height`` exceeds the pixel limit."""
+    """:class:`LimitError` when ``width x height`` exceeds the pixel limit or a side the container's."""
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise LimitError(f"{what} is {width}x{height}: the format holds pictures up to {MAX_SIDE} pixels a side")
     lim = max_pixels(limit)
     if width * height > lim:
         raise LimitError(f"{what} is {width}x{height} = {width * height / 1e6:.1f} Mpx, more than the limit of "
                          f"{lim / 1e6:.1f} Mpx (raise it with --max-pixels N, max_pixels=N or ${MAX_PIXELS_ENV}; "
-                         f"coding needs about 260 bytes of memory per pixel)")
+                         f"coding needs about {BYTES_PER_PIXEL} bytes of memory per pixel)")
 
 
 def rate(nbytes: int, info: ImageInfo) -> float:
@@ -86,7 +103,8 @@ def _describe(obj) -> str:
     if shape is not None:
         return f"a {kind} of shape {tuple(shape)} and dtype {dtype}"
     if isinstance(obj, (str, bytes, os.PathLike)):
-        return f"a {kind} ({str(obj)[:60]!r}; to code a file, read it first: codec.media.image.read(path))"
+        return (f"a {kind} ({str(obj)[:60]!r}; to code a file, read it first: "
+                f"from codec.media import image; codec.encode(image.read(path)))")
     return f"a {kind}"
 
 
@@ -97,12 +115,7 @@ def from_user(image, limit=None) -> Picture:
         return image
     pil = _pil_image_type()
     if pil is not None and isinstance(image, pil):
-        check_size(*image.size, limit=limit)
-        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            raise InputError(f"only 8-bit images are supported (this one is mode {image.mode})")
-        if image.mode in ("L", "LA", "1"):
-            return Picture(np.repeat(np.asarray(image.convert("L"))[..., None], 3, axis=2), "gray")
-        return Picture(np.asarray(image.convert("RGB")), "rgb")
+        return _from_pil(image, limit, "the image")
     a = _tensor_to_numpy(image) if _is_tensor(image) else image
     if not isinstance(a, np.ndarray):
         raise InputError(f"an image is a PIL image, a numpy array or a torch tensor, not {_describe(image)}")
@@ -124,6 +137,27 @@ def from_user(image, limit=None) -> Picture:
     if a.shape[2] == 1:
         return Picture(np.repeat(a, 3, axis=2), "gray")
     return Picture(np.ascontiguousarray(a[..., :3]), "rgb")
+
+
+def _from_pil(img, limit, what) -> Picture:
+    if _check_pil(img, limit, what) == "gray":
+        return Picture(np.repeat(np.asarray(img.convert("L"))[..., None], 3, axis=2), "gray")
+    return Picture(np.asarray(img.convert("RGB")), "rgb")
+
+
+def _check_pil(img, limit, what) -> str:
+    """The colour ("rgb" or "gray") of a PIL image; InputError/LimitError for what cannot be coded."""
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise InputError(f"{what} is empty")
+    check_size(w, h, limit=limit, what=what)
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        raise InputError(f"{what} is animated ({frames} frames): only still images are coded "
+                         "(save the frame you want as a PNG)")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        raise InputError(f"{what}: only 8-bit images are supported (this one is mode {img.mode})")
+    return "gray" if img.mode in ("L", "LA", "1") else "rgb"
 
 
 def _pil_image_type():
@@ -192,7 +226,7 @@ def probe(path, limit=None) -> ImageInfo:
     """What :func:`read` would give, from the file's header only (no pixel is decoded):
     the same errors for a missing, unreadable, animated or over-the-limit file."""
     with _open(path, limit) as img:
-        return ImageInfo(*img.size, "gray" if img.mode in ("L", "LA", "1") else "rgb")
+        return ImageInfo(*img.size, _check_pil(img, limit, os.fspath(path)))
 
 
 def read(path, limit=None) -> Picture:
@@ -205,7 +239,7 @@ def read(path, limit=None) -> Picture:
             raise LimitError(f"{path}: not enough memory to decode it") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise InputError(f"cannot read image {path}: {exc}") from None
-        return from_user(img, limit=limit)
+        return _from_pil(img, limit, os.fspath(path))
 
 
 @contextlib.contextmanager
@@ -229,14 +263,7 @@ def _open(path, limit):
     finally:
         Image.MAX_IMAGE_PIXELS = saved
     with img:
-        w, h = img.size
-        if w < 1 or h < 1:
-            raise InputError(f"{path} is empty")
-        check_size(w, h, limit=limit, what=path)
-        frames = getattr(img, "n_frames", 1)
-        if frames > 1:
-            raise InputError(f"{path} is animated ({frames} frames): only still images are coded "
-                             "(save the frame you want as a PNG)")
+        _check_pil(img, limit, path)
         yield img
 
 

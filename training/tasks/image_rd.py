@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import math
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -112,13 +111,6 @@ def split_parameters(model: nn.Module):
             continue
         (aux if name.endswith("quantiles") else main).append(p)
     return main, aux
-
-
-def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """``x`` padded as the model's ``compress`` pads it (replicating the border)."""
-    H, W = x.shape[-2:]
-    ph, pw = (-H) % multiple, (-W) % multiple
-    return F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
 
 
 # ----------------------------------------------------------------------------- the task
@@ -294,7 +286,7 @@ def validate(model: nn.Module, images: list, cfg: Config, device, rank: int = 0,
 
 
 def _validate_at(m, images, cfg, device, rank, world, quality, lmbda) -> dict:
-    from codec.media.image import to_8bit
+    from codec.media.image import Picture, rate, to_8bit
     from codec.media.image_metrics import ms_ssim_rgb, mse, psnr
 
     # count, bpp, bpp_est, psnr, mse, ms_ssim sum, ms_ssim count, bytes
@@ -302,13 +294,14 @@ def _validate_at(m, images, cfg, device, rank, world, quality, lmbda) -> dict:
     for i in range(rank, len(images), world):
         ref = images[i]
         H, W = ref.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(ref)).to(device).permute(2, 0, 1)[None].float() / 255
+        pic = Picture(ref)
+        x = pic.tensor(device)
         payload = m.compress(x, quality)
         rec = to_8bit(m.decompress(payload, quality, device=device)[0, :, :H, :W])
-        lik = m(pad_to(x, m.multiple), quality)["likelihoods"]
+        lik = m(m.pad(x), quality)["likelihoods"]
         bits = float(sum(torch.log2(v).sum() for v in lik.values()))
         sums[0] += 1
-        sums[1] += 8 * payload.nbytes / (H * W)
+        sums[1] += rate(payload.nbytes, pic.info)
         sums[2] += -bits / (H * W)
         err = mse(rec, ref)
         sums[3] += psnr(err)  # = psnr_rgb(rec, ref)
