@@ -37,6 +37,7 @@ import numpy as np
 
 from codec.container import MAX_CHANNELS, MAX_SAMPLE_RATE, MAX_SAMPLES, AudioInfo
 from codec.errors import InputError, LimitError
+from codec.media import objects
 
 NAME = "audio"
 RATE_UNIT = "kbps"  # kilobits per second of audio, from the bytes of the stream
@@ -172,16 +173,7 @@ def describe(info: AudioInfo) -> str:
 
 # ----------------------------------------------------------------------------- user objects
 def _describe(obj) -> str:
-    shape = getattr(obj, "shape", None)
-    dtype = getattr(obj, "dtype", None)
-    kind = type(obj).__name__
-    if shape is not None:
-        return f"a {kind} of shape {tuple(shape)} and dtype {dtype}"
-    if isinstance(obj, (str, bytes, os.PathLike)):
-        return f"a {kind} ({str(obj)[:60]!r}; to code a file, read it first: codec.media.audio.read(path))"
-    if isinstance(obj, (int, float)):
-        return f"a {kind} ({obj!r})"
-    return f"a {kind}"
+    return objects.describe(obj, NAME)
 
 
 def from_user(audio, sample_rate=None, limit=None) -> Audio:
@@ -260,22 +252,14 @@ def _depth(bits) -> int:
 
 
 def _is_tensor(obj) -> bool:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.Tensor)
+    return objects.is_tensor(obj)
 
 
 def _tensor_to_numpy(t) -> np.ndarray:
     import torch
 
-    if t.is_meta or t.layout != torch.strided or t.is_complex() or t.is_quantized:
-        raise InputError(f"cannot code {_describe(t)} on device {t.device} (layout {t.layout}): "
-                         "pass a dense real tensor with data")
-    x = t.detach()
-    if x.dtype.is_floating_point and x.dtype not in (torch.float32, torch.float64):
-        x = x.float()  # float16, bfloat16, float8: exact in float32
-    elif not x.dtype.is_floating_point and x.dtype not in (torch.int16, torch.int32):
+    x = objects.dense(t, NAME)
+    if not x.dtype.is_floating_point and x.dtype not in (torch.int16, torch.int32):
         raise InputError(f"audio samples must be float in [-1, 1], int16 or int32, not {x.dtype} ({_describe(t)})")
     return x.cpu().numpy()
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from codec.container import MAX_SIDE, ImageInfo
 from codec.errors import InputError, LimitError
+from codec.media import objects
 
 NAME = "image"
 RATE_UNIT = "bpp"  # bits per pixel, from the bytes of the stream
@@ -97,15 +98,7 @@ def rate(nbytes: int, info: ImageInfo) -> float:
 
 # ----------------------------------------------------------------------------- user objects
 def _describe(obj) -> str:
-    shape = getattr(obj, "shape", None)
-    dtype = getattr(obj, "dtype", None)
-    kind = type(obj).__name__
-    if shape is not None:
-        return f"a {kind} of shape {tuple(shape)} and dtype {dtype}"
-    if isinstance(obj, (str, bytes, os.PathLike)):
-        return (f"a {kind} ({str(obj)[:60]!r}; to code a file, read it first: "
-                f"from codec.media import image; codec.encode(image.read(path)))")
-    return f"a {kind}"
+    return objects.describe(obj, NAME)
 
 
 def from_user(image, limit=None) -> Picture:
@@ -169,28 +162,20 @@ def _pil_image_type():
 
 
 def _is_tensor(obj) -> bool:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.Tensor)
+    return objects.is_tensor(obj)
 
 
 def _tensor_to_numpy(t) -> np.ndarray:
     import torch
 
-    if t.is_meta or t.layout != torch.strided or t.is_complex() or t.is_quantized:
-        raise InputError(f"cannot code {_describe(t)} on device {t.device} (layout {t.layout}): "
-                         "pass a dense real tensor with data")
-    x = t.detach()
+    x = objects.dense(t, NAME)
     if x.ndim == 4:
         if x.shape[0] != 1:
             raise InputError(f"encode takes one image at a time ([C, H, W] or [1, C, H, W]), got {_describe(t)}")
         x = x[0]
     if x.ndim != 3:
         raise InputError(f"a tensor image must be [C, H, W] or [1, C, H, W], got {_describe(t)}")
-    if x.dtype.is_floating_point and x.dtype not in (torch.float32, torch.float64):
-        x = x.float()  # float16, bfloat16, float8: exact in float32
-    elif not x.dtype.is_floating_point and x.dtype != torch.uint8:
+    if not x.dtype.is_floating_point and x.dtype != torch.uint8:
         raise InputError(f"image samples must be uint8, or float in [0, 1], not {x.dtype} ({_describe(t)})")
     return x.cpu().permute(1, 2, 0).numpy()
 

@@ -1,0 +1,42 @@
+"""What every medium does with the objects users pass: name them in errors, and turn
+torch tensors into numpy arrays after refusing those that hold no real, dense data."""
+from __future__ import annotations
+
+import os
+import sys
+
+from codec.errors import InputError
+
+
+def describe(obj, medium: str) -> str:
+    """``obj`` in a few words, for an error message (a path: how to read it instead)."""
+    shape = getattr(obj, "shape", None)
+    kind = type(obj).__name__
+    if shape is not None:
+        return f"a {kind} of shape {tuple(shape)} and dtype {getattr(obj, 'dtype', None)}"
+    if isinstance(obj, (str, bytes, os.PathLike)):
+        return (f"a {kind} ({str(obj)[:60]!r}; to code a file, read it first: "
+                f"from codec.media import {medium}; codec.encode({medium}.read(path)))")
+    if isinstance(obj, (int, float)):
+        return f"a {kind} ({obj!r})"
+    return f"a {kind}"
+
+
+def is_tensor(obj) -> bool:
+    """Whether ``obj`` is a torch tensor (without importing torch when nobody has)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def dense(t, medium: str):
+    """A detached tensor of real data (float16/bfloat16/float8 widened to float32, exactly);
+    :class:`InputError` for meta, sparse, quantized or complex tensors."""
+    import torch
+
+    if t.is_meta or t.layout != torch.strided or t.is_complex() or t.is_quantized:
+        raise InputError(f"cannot code {describe(t, medium)} on device {t.device} (layout {t.layout}): "
+                         "pass a dense real tensor with data")
+    x = t.detach()
+    if x.dtype.is_floating_point and x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    return x
