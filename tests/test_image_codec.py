@@ -244,3 +244,11 @@ def test_end_to_end_benchmark_runs():
     assert len(cpu) == 1 and cpu[0]["coder"] == "numpy" and cpu[0]["bytes"] > 0
     assert 0 < cpu[0]["encode_entropy_s"] < cpu[0]["encode_s"] and 0 < cpu[0]["decode_entropy_s"] < cpu[0]["decode_s"]
     assert codec.entropy.encode.__name__ == "encode"  # the timers are removed again
+
+
+def test_registry_specs_agree_with_their_architectures():
+    for name, spec in registry.MODELS.items():
+        cls = spec.arch_class()
+        assert cls.variable_rate == spec.quality.continuous, name
+        assert cls.modality == spec.modality, name
+    assert set(registry.DEFAULT_MODELS.values()) <= set(registry.MODELS)
