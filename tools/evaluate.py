@@ -242,8 +242,8 @@ def aggregate(codec: Codec, qualities: list, items: list[tuple[str, str]], journ
             "metrics": "; ".join(f"{m['label']}: {m['description']}" if m.get("description") else m["label"]
                                  for m in axes["metrics"].values()),
             "timing": f"wall-clock seconds per item inside one worker process (in-memory encode incl. "
-            f"colour conversion / decode to 8-bit RGB), {'/'.join(workers)} worker process(es) "
-            f"in parallel, "
+            f"{getattr(media, 'timing_note', 'colour conversion / decode to 8-bit RGB')}), "
+            f"{'/'.join(workers)} worker process(es) in parallel, "
             f"{_cpu_name()}, {os.cpu_count()} logical CPUs",
             "fingerprint": codec.fingerprint(),
             "versions": {"python": platform.python_version(), "numpy": numpy.__version__,

@@ -184,6 +184,7 @@ def register_codec(key: str) -> Callable:
 def _load_builtin() -> None:
     # importing the modules registers their media and codecs
     from codec.tools import image_codecs  # noqa: F401
+    from codec.tools import audio_codecs  # noqa: F401
 
 
 def available_codecs() -> dict[str, Callable[..., Codec]]:
@@ -233,8 +234,12 @@ def parse_codec_spec(text: str) -> CodecSpec:
     parts = text.split(":")
     name = parts[0].strip().lower()
     if name not in codecs:
+        by_medium: dict[str, list[str]] = {}  # media in the order their modules registered
+        for key in sorted(codecs, key=lambda k: list(_MEDIA).index(codecs[k].media)
+                          if codecs[k].media in _MEDIA else len(_MEDIA)):
+            by_medium.setdefault(codecs[key].media, []).append(key)
         raise CodecError(f"unknown codec {parts[0]!r} in --codec {text!r}; available: "
-                         + ", ".join(codecs))
+                         + "; ".join(f"{', '.join(keys)} ({medium})" for medium, keys in by_medium.items()))
     cls = codecs[name]
     takes_arg = getattr(cls, "takes_arg", False)
     rest = parts[1:]
