@@ -131,10 +131,33 @@ def test_a_stream_of_another_medium_for_an_image_model_is_refused():
         codec.decode(ct.pack(bad))
 
 
+#: the weights the version 1 golden data was made with (commit e1ebc1d); mean-scale-vr has
+#: been retrained since, so its version 1 streams now meet "other weights" (as any stream of
+#: replaced weights does), and only mean-scale-small still decodes them
+V1_WEIGHTS = {"mean-scale-small": "d5b529a5bc0829e6", "mean-scale-vr": "4cab7f492b5f8319"}
+
+
+def _unchanged(model: str) -> bool:
+    return codec.load_model(model).weights_id.hex() == V1_WEIGHTS[model]
+
+
+def test_version_1_stream_of_replaced_weights_is_refused_clearly():
+    data = (GOLDEN / "v1-vr-q3.25-rgb.nmc").read_bytes()
+    c = ct.unpack(data)
+    assert c.version == 1 and c.weights_id.hex() == V1_WEIGHTS["mean-scale-vr"]
+    if _unchanged("mean-scale-vr"):
+        assert codec.decode(data).shape == (75, 100, 3)
+    else:
+        with pytest.raises(codec.CodecError, match="other weights for model 'mean-scale-vr'"):
+            codec.decode(data)
+
+
 @pytest.mark.parametrize("name", ["v1-vr-q3.25-rgb", "v1-small-q4-gray"])
 def test_version_1_streams_still_decode_exactly(name):
     want = json.loads((GOLDEN / "v1_golden.json").read_text())[name]
     data = (GOLDEN / f"{name}.nmc").read_bytes()
+    if not _unchanged(ct.unpack(data).model):
+        pytest.skip("its model's weights were replaced after version 1 (see the test above)")
     assert hashlib.sha256(data).hexdigest() == want["stream_sha256"]
     c = ct.unpack(data)
     assert c.version == 1 and c.payload.header == b""
@@ -167,12 +190,16 @@ def test_version_1_fields_are_checked():
 @pytest.mark.skipif(not KODAK.is_dir(), reason="needs ../shared/data/kodak")
 def test_kodak_sections_are_byte_identical_to_version_1():
     """The shipped models code all 24 Kodak images to exactly the sections the version 1
-    codec wrote (recorded at commit e1ebc1d by tests/golden/make_v1_golden.py)."""
+    codec wrote (recorded at commit e1ebc1d by tests/golden/make_v1_golden.py): every model
+    whose weights are still those of e1ebc1d (all 120 cases passed before mean-scale-vr
+    was retrained)."""
     want = json.loads((GOLDEN / "kodak_sections_v1.json").read_text())
+    want = {k: v for k, v in want.items() if _unchanged(k.split("|")[1])}  # models retrained since: not comparable
+    assert len(want) >= 24  # mean-scale-small at least
     got = {}
     for key in want:
         fname, model, q = key.split("|")
         img = Image.open(KODAK / fname)
         c = ct.unpack(codec.encode(img, model=model, quality=float(q), device="cpu"))
         got[key] = [hashlib.sha256(s.data).hexdigest()[:16] for s in c.sections]
-    assert len(got) == 120 and got == want
+    assert got == want

@@ -72,7 +72,7 @@ def test_decode_factorized_raises_only_codec_errors(rnd):
 @ci(150)
 @given(st.randoms(use_true_random=False))
 def test_decode_default_model_raises_only_codec_errors(rnd):
-    check("decode", rnd, seeds("nmc", "mean-scale-vr"))  # with the golden version 1 stream
+    check("decode", rnd, seeds("nmc", "mean-scale-vr"))  # (its golden version 1 stream while its weights are those)
 
 
 @ci(150)

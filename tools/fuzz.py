@@ -322,7 +322,9 @@ def build_corpus(targets, models, pictures: int = len(PICTURES)) -> dict:
                                                       quality=q, device="cpu")))
     for path in sorted(GOLDEN.glob("v1-*.nmc")) if GOLDEN.is_dir() and streams else []:
         c = codec.container.unpack(path.read_bytes())
-        streams += [(c.model, codec.api.stream_quality(c), path.read_bytes())] if c.model in models else []
+        q = codec.api.stream_quality(c) if c.model in models else None
+        if q is not None and codec.load_model(c.model, q).weights_id == c.weights_id:  # not of replaced weights
+            streams.append((c.model, q, path.read_bytes()))
     for name, q, data in streams:
         corpus["nmc"].append(dict(data=data, model=f"{name} q{q}", extra=None, warm=(name, q),
                                   ref={t: _digest(_call(t, data)) for t in targets if t != "rans"}))
