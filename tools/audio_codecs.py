@@ -105,20 +105,18 @@ class AudioMedia(Media):
                                         "hop N/4 (codec.media.audio_metrics.mel_distance)"},
     }
 
-    def list_items(self, dataset: Path) -> list[Path]:
+    items_name = "audio files"
+
+    @property
+    def extensions(self):
+        from codec.media import AUDIO_EXTENSIONS
+
+        return tuple(sorted(AUDIO_EXTENSIONS))
+
+    def accepts(self, path: Path) -> bool:
         from codec.media import medium_of
 
-        dataset = Path(dataset)
-        if not dataset.exists():
-            raise FileNotFoundError(f"data set not found: {dataset}")
-        if dataset.is_file():
-            return [dataset]
-        items = sorted(p for p in dataset.iterdir() if p.is_file() and medium_of(p) == "audio")
-        if not items:
-            from codec.media import AUDIO_EXTENSIONS
-
-            raise CodecError(f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in {dataset}")
-        return items
+        return medium_of(path) == "audio"
 
     def load(self, path: Path):
         from codec.media import audio

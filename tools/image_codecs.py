@@ -58,16 +58,8 @@ class ImageMedia(Media):
                         "description": "pytorch_msssim on 8-bit RGB, data_range 255, float32"},
     }
 
-    def list_items(self, dataset: Path) -> list[Path]:
-        dataset = Path(dataset)
-        if not dataset.exists():
-            raise FileNotFoundError(f"data set not found: {dataset}")
-        if dataset.is_file():
-            return [dataset]
-        items = sorted(p for p in dataset.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not items:
-            raise CodecError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {dataset}")
-        return items
+    items_name = "images"
+    extensions = IMAGE_EXTENSIONS
 
     def load(self, path: Path) -> np.ndarray:
         from codec.media import image

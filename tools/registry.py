@@ -84,8 +84,26 @@ class Media:
             metrics[k] = m
         return {"medium": self.name, "rate": rate, "metrics": metrics}
 
+    #: what the files of this medium are called in messages ("images", "audio files")
+    items_name: str = "items"
+    #: file name extensions of this medium's items (as listed in messages)
+    extensions: tuple[str, ...] = ()
+
+    def accepts(self, path: Path) -> bool:
+        """Whether a file of a data-set folder is an item of this medium."""
+        return path.suffix.lower() in self.extensions
+
     def list_items(self, dataset: Path) -> list[Path]:
-        raise NotImplementedError
+        """The items of a data set: the file itself, or the folder's files this medium accepts (sorted)."""
+        dataset = Path(dataset)
+        if not dataset.exists():
+            raise FileNotFoundError(f"data set not found: {dataset}")
+        if dataset.is_file():
+            return [dataset]
+        items = sorted(p for p in dataset.iterdir() if p.is_file() and self.accepts(p))
+        if not items:
+            raise CodecError(f"no {self.items_name} ({', '.join(self.extensions)}) in {dataset}")
+        return items
 
     def load(self, path: Path) -> Any:
         raise NotImplementedError
