@@ -34,9 +34,8 @@ import numpy as np
 
 from codec.errors import CodecError
 from codec.media import image_metrics as metrics
+from codec.media.image import EXTENSIONS as IMAGE_EXTENSIONS
 from codec.tools.registry import Codec, Media, register_codec, register_media
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pnm", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # --------------------------------------------------------------------------- media

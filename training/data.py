@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
+from codec.media.image import EXTENSIONS as IMAGE_EXTS
 
 
 def list_images(folders, what="data.train") -> list[Path]:
@@ -37,7 +37,7 @@ def list_images(folders, what="data.train") -> list[Path]:
                              "relative paths are taken from the current directory)")
         found = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and q.is_file())
         if not found:
-            raise ValueError(f"{what}: no images ({', '.join(sorted(IMAGE_EXTS))}) in {p}")
+            raise ValueError(f"{what}: no images ({', '.join(IMAGE_EXTS)}) in {p}")
         files.extend(found)
     return files
 

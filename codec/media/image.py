@@ -34,6 +34,9 @@ DEFAULT_MAX_PIXELS = 1 << 25  # 33.5 Mpx: an 8K UHD picture (7680 x 4320) fits
 BYTES_PER_PIXEL = 350
 MAX_PIXELS_ENV = "CODEC_MAX_PIXELS"
 OUTPUTS = ("numpy", "torch", "pil")
+#: the file name extensions data-set folders are searched for (evaluation, training); any
+#: file Pillow reads can be coded by name
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pnm", ".tif", ".tiff", ".webp")
 
 
 @dataclass
