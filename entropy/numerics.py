@@ -15,7 +15,7 @@ better, over the ranges the tables use; the 16-bit tables need far less.
 
 - :func:`exp`, :func:`log` - range reduction by powers of two, then a fixed Taylor
   polynomial (``exp``) or the ``atanh`` series (``log``).
-- :func:`ndtr` (standard normal CDF) and :func:`erfc` - a fixed-length Taylor series near
+- :func:`ndtr` (standard normal CDF) - a fixed-length Taylor series near
   0 and a continued fraction of fixed depth for the tails (Laplace's continued fraction
   of the Mills ratio), with the ``exp(-x**2)`` factor split so that it is accurate in
   the far tails.
@@ -34,7 +34,7 @@ from math import factorial
 
 import numpy as np
 
-__all__ = ["exp", "log", "ndtr", "erfc", "normal_upper_quantile"]
+__all__ = ["exp", "log", "ndtr", "normal_upper_quantile"]
 
 # ------------------------------------------------------------------------------------
 # constants, from exact decimal arithmetic (Decimal ln/sqrt are correctly rounded)
@@ -50,8 +50,6 @@ with localcontext() as _ctx:
     _INV_LN2 = float(1 / _LN2)
     _SQRT_HALF = float(Decimal("0.5").sqrt())
     _INV_SQRT_2PI = float(1 / (2 * _PI).sqrt())
-    _INV_SQRT_PI = float(1 / _PI.sqrt())
-    _TWO_OVER_SQRT_PI = float(2 / _PI.sqrt())
 
 #: exp: Taylor coefficients 1/n!, n = 0..13 (|r| <= ln2/2: truncation < 4e-18 relative)
 _EXP_COEF = [float(Fraction(1, factorial(n))) for n in range(14)]
@@ -116,7 +114,7 @@ def log(x) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------
-# normal distribution, erfc
+# normal distribution
 # ------------------------------------------------------------------------------------
 def _exp_neg_sq(a, c):
     """``exp(-c * a**2)`` for ``0 <= a <= 40`` and ``c`` in {0.5, 1}, accurate where ``a**2`` is
@@ -158,26 +156,6 @@ def ndtr(x) -> np.ndarray:
         at = a[tail]
         q = (_INV_SQRT_2PI * _exp_neg_sq(at, 0.5)) * _tail_fraction(at, 1.0)
         out[tail] = np.where(x[tail] < 0, q, 1.0 - q)
-    out[nan] = np.nan
-    return out
-
-
-def erfc(z) -> np.ndarray:
-    """Complementary error function in float64, deterministic (the same construction as
-    :func:`ndtr`, in ``z``): relative error about 1e-15 or better while ``erfc(z) > 1e-300``."""
-    z = _f64(z)
-    out = np.empty_like(z)
-    nan = np.isnan(z)
-    a = np.minimum(np.abs(np.where(nan, 0.0, z)), 40.0)  # erfc(40) underflows to 0
-    mid = a < 0.75
-    if mid.any():
-        zm = z[mid]
-        out[mid] = 1.0 - (zm * _TWO_OVER_SQRT_PI) * _horner(_ODD_COEF, zm * zm)
-    tail = ~mid
-    if tail.any():
-        at = a[tail]
-        q = (_INV_SQRT_PI * _exp_neg_sq(at, 1.0)) * _tail_fraction(at, 0.5)
-        out[tail] = np.where(z[tail] < 0, 2.0 - q, q)
     out[nan] = np.nan
     return out
 

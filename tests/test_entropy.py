@@ -231,10 +231,7 @@ def test_numerics_exp_log_match_math():
     assert numerics.log(0.0) == -np.inf and numerics.log(np.inf) == np.inf and np.isnan(numerics.log(-1.0))
 
 
-def test_numerics_erfc_ndtr_quantile_match_references():
-    z = np.concatenate([_RNG.uniform(-6, 26.5, 4000), np.arange(-6, 26.5, 0.0625), [0.0, 0.75, -0.75]])
-    ref = np.array([math.erfc(v) for v in z])
-    assert _rel(numerics.erfc(z), ref).max() < 1e-14
+def test_numerics_ndtr_quantile_match_references():
     # ndtr(x) = erfc(-x / sqrt 2) / 2, where rounding x / sqrt 2 costs little (|x| <= 3)
     x = np.concatenate([_RNG.uniform(-3, 3, 2000), [-1.0, 1.0, 0.0]])
     assert _rel(numerics.ndtr(x), [0.5 * math.erfc(-v / math.sqrt(2)) for v in x]).max() < 1e-14
