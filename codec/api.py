@@ -118,66 +118,210 @@ def _resources(what: str):
 
 
 # ----------------------------------------------------------------------------- coding
-def encode(item, *, model: str | None = None, quality=None, device=None, medium: str | None = None,
-           max_pixels=None) -> bytes:
-    """Compress one item (a picture, for now) to a self-describing stream (``codec/CONTAINER.md``).
-
-    ``model`` picks the codec (default: the best shipped one of ``medium``, default
-    ``"image"``); ``quality``: a whole number for models with levels, any value in the
-    range (steps of 0.01) for variable-rate ones (see ``codec models``); higher means
-    more bits.  ``max_pixels`` raises the size limit (default
-    :data:`codec.media.image.DEFAULT_MAX_PIXELS`, or ``$CODEC_MAX_PIXELS``)."""
+def _medium_for(model, medium):
     if model is not None:
         spec = _spec(model)
         if medium is not None and medium != spec.modality:
             raise InputError(f"model '{model}' codes {spec.modality}, not {medium}")
         medium = spec.modality
-    med = media.get(medium or "image")
+    return media.get(medium or "image")
+
+
+def check_fits(name: str, info) -> None:
+    """Refuse an item the model cannot code (before it loads): an audio model's channel count."""
+    spec = _spec(name)
+    most = getattr(spec.arch_class(), "max_channels", None) if spec.modality == "audio" else None
+    if most is not None and info.channels > most:
+        raise InputError(f"model '{name}' codes up to {most} channels; the audio has {info.channels} "
+                         "(mix it down first, e.g. ffmpeg -ac 2)")
+
+
+def encode(item, *, model: str | None = None, quality=None, device=None, medium: str | None = None,
+           max_pixels=None, sample_rate=None, bitrate=None, max_samples=None) -> bytes:
+    """Compress one item to a self-describing stream (``codec/CONTAINER.md``).
+
+    ``model`` picks the codec (default: the best shipped one of ``medium``, default
+    ``"image"``; an :class:`~codec.media.audio.Audio`, or ``sample_rate=``, means audio);
+    ``quality``: a whole number for models with levels, any value in the range (steps of
+    0.01) for variable-rate ones (see ``codec models``); higher means more bits.
+
+    Images: PIL images, arrays, tensors; ``max_pixels`` raises the size limit (default
+    :data:`codec.media.image.DEFAULT_MAX_PIXELS`, or ``$CODEC_MAX_PIXELS``).
+    Audio: a :class:`codec.media.audio.Audio`, or an array/tensor ``[n]`` / ``[channels, n]``
+    with its ``sample_rate``; ``bitrate`` (kbit/s, ``16`` or ``"16k"``) picks the quality
+    that comes closest to it from below (:func:`codec.audio_coding.pick_quality`);
+    ``max_samples`` raises the length limit (samples per channel)."""
+    from codec.media.audio import Audio
+
+    if medium is None and model is None and (sample_rate is not None or isinstance(item, Audio)):
+        medium = "audio"
+    med = _medium_for(model, medium)
+    if bitrate is not None and med.NAME != "audio":
+        raise InputError("bitrate= is for audio (images take a quality)")
+    if bitrate is not None and quality is not None:
+        raise InputError("give a quality or a bitrate, not both")
     name, q = resolve(model, quality, med.NAME)
-    item = med.from_user(item, limit=max_pixels)  # the input is checked before a model loads
+    if med.NAME == "audio":
+        item = med.from_user(item, sample_rate, limit=max_samples)  # checked before a model loads
+        check_fits(name, item.info)
+    else:
+        if sample_rate is not None:
+            raise InputError("sample_rate= is for audio")
+        item = med.from_user(item, limit=max_pixels)
     m = load_model(name, q, device)
     spec = _spec(name)
     dev = next(m.parameters()).device
     with _resources(f"encode a {med.describe(item.info)}"):
-        payload = m.compress(med.model_input(item, dev), q)
+        if med.NAME == "audio":
+            from codec import audio_coding as ac
+
+            blocks = [item.samples]
+            if bitrate is not None:
+                segs = ac.sample_segments(m, blocks, item.sample_rate, item.channels, item.length)
+                q, _ = ac.pick_quality(m, spec, segs, ac.parse_bitrate(bitrate))
+            payload = ac.stream_payload(m, blocks, item.sample_rate, item.channels, q)
+        else:
+            payload = m.compress(med.model_input(item, dev), q)
     c = ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(q), media=item.info,
                      payload=payload)
     return ct.pack(c)
 
 
-def decode(data: bytes, *, device=None, output: str = "numpy", max_pixels=None):
-    """Decompress a stream made by :func:`encode` (on any device, by any install).
-
-    The work a stream asks for is bounded before any network runs: its picture must
-    be within the pixel limit (``max_pixels``, as for :func:`encode`) and its model
-    header must fit its picture size."""
+def _open_stream(data, device, limit):
+    """(container, medium, model, quality, checked payload) of a stream, before any decoding."""
     c = ct.unpack(data)
     med = media.get(c.modality)
-    if output not in med.OUTPUTS:
-        raise InputError(f"output must be one of {', '.join(med.OUTPUTS)}, not {output!r}")
     q = stream_quality(c)
-    med.check_work(c.media, max_pixels)
+    med.check_work(c.media, limit)
     m = load_model(c.model, q, device)
     spec = _spec(c.model)
     if c.weights_id != m.weights_id:
         raise InputError(f"stream was made with other weights for {spec.label(q)} "
                          f"({c.weights_id.hex()}) than the installed ones ({m.weights_id.hex()})")
-    payload = med.checked_payload(m, c)
-    dev = next(m.parameters()).device
+    return c, med, m, q, med.checked_payload(m, c)
+
+
+@contextlib.contextmanager
+def _decoding(med, c):
+    """A model's and the entropy stage's complaints about a stream as :class:`CodecError` s."""
     from codec.models.payload import PayloadError
 
     try:
         with _resources(f"decode a {med.describe(c.media)}"):
-            x_hat = m.decompress(payload, q, device=dev)
+            yield
     except ResourceError:
         raise
     except PayloadError as exc:
         raise InputError(f"stream does not fit its model: {exc}") from None
     except CodecError as exc:  # the entropy stage's StreamError family
+        if isinstance(exc, (InputError, ct.ContainerError)):
+            raise
         raise ct.ContainerError(f"corrupt stream: {exc}") from None
     except ValueError as exc:
         raise InputError(f"stream does not fit its model: {exc}") from None
-    return med.to_user(med.model_output(x_hat, c.media), output)
+
+
+def decode(data: bytes, *, device=None, output: str | None = None, max_pixels=None, max_samples=None,
+           start=None, duration=None):
+    """Decompress a stream made by :func:`encode` (on any device, by any install).
+
+    The work a stream asks for is bounded before any network runs: its picture must
+    be within the pixel limit (``max_pixels``, as for :func:`encode`; audio:
+    ``max_samples``) and its model header must fit its item.
+
+    Images come back as ``output`` ``"numpy"`` (default), ``"torch"`` or ``"pil"``; audio as
+    an :class:`~codec.media.audio.Audio` (``output="audio"``, the default), or its samples
+    (``"numpy"``, ``"torch"``).  ``start`` / ``duration`` (seconds, audio only) decode a
+    time range: only the chunks it needs, and the samples a full decode gives there."""
+    c = ct.unpack(data)
+    med = media.get(c.modality)
+    output = med.OUTPUTS[0] if output is None else output
+    if output not in med.OUTPUTS:
+        raise InputError(f"output must be one of {', '.join(med.OUTPUTS)}, not {output!r}")
+    if (start is not None or duration is not None) and c.modality != "audio":
+        raise InputError("start= and duration= are for audio streams")
+    c, med, m, q, payload = _open_stream(data, device, max_samples if c.modality == "audio" else max_pixels)
+    dev = next(m.parameters()).device
+    with _decoding(med, c):
+        if c.modality == "audio":
+            import numpy as np
+
+            from codec import audio_coding as ac
+
+            t0, t1 = ac.time_range(c.media, start, duration)
+            out = np.empty((c.media.channels, t1 - t0), np.float32)
+            pos = 0
+            for y in ac.decoded_blocks(m, payload, c.media, q, dev, t0, t1):
+                out[:, pos:pos + y.shape[1]] = y
+                pos += y.shape[1]
+            item = med.Audio(out, c.media.sample_rate, c.media.bit_depth)
+        else:
+            item = med.model_output(m.decompress(payload, q, device=dev), c.media)
+    return med.to_user(item, output)
+
+
+def encode_file(src, dst, *, model: str | None = None, quality=None, bitrate=None, device=None,
+                max_samples=None, force: bool = False) -> dict:
+    """Encode an audio file to a stream file in bounded memory (decoded, resampled and coded
+    block by block; with ``bitrate``, read twice: once to measure, once to code).  Returns
+    what was done: ``bytes``, ``kbps``, ``quality``, ``model``, ``info``."""
+    from codec import audio_coding as ac
+    from codec.fileio import atomic_write, check_output
+    from codec.media import audio as A
+
+    med = _medium_for(model, "audio")
+    if bitrate is not None and quality is not None:
+        raise InputError("give a quality or a bitrate, not both")
+    target = ac.parse_bitrate(bitrate) if bitrate is not None else None
+    name, q = resolve(model, quality, med.NAME)
+    check_output(dst, force)
+    with A.Reader(src, max_samples) as r:  # the file is checked before a model loads
+        rate, channels, depth, est = r.sample_rate, r.channels, r.bit_depth, r.estimated
+        check_fits(name, ct.AudioInfo(rate, channels, 1, depth))
+        m = load_model(name, q, device)
+        spec = _spec(name)
+        what = f"encode {src}"
+        with _resources(what):
+            if target is not None:
+                segs = ac.sample_segments(m, r.blocks(), rate, channels, est)
+        if target is not None:
+            q, _ = ac.pick_quality(m, spec, segs, target)
+            del segs
+    with A.Reader(src, max_samples) as r, _resources(f"encode {src}"):
+        counted = []
+
+        def blocks():
+            for b in r.blocks():
+                counted.append(b.shape[1])
+                yield b
+
+        payload = ac.stream_payload(m, blocks(), rate, channels, q)
+        info = ct.AudioInfo(rate, channels, sum(counted), depth)
+    data = ct.pack(ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(q), media=info,
+                                payload=payload))
+    atomic_write(dst, data, force)
+    return {"bytes": len(data), "kbps": A.rate(len(data), info), "quality": q, "model": m.name, "info": info}
+
+
+def decode_file(data: bytes, dst, *, device=None, max_samples=None, start=None, duration=None,
+                force: bool = False) -> dict:
+    """Decode an audio stream to a WAV or FLAC file (by the extension) in bounded memory,
+    chunk by chunk; ``start`` / ``duration`` as for :func:`decode`.  Nothing is left at
+    ``dst`` on an error.  Returns ``info``, ``samples``, ``model``, ``quality``."""
+    from codec import audio_coding as ac
+    from codec.media import audio as A
+
+    c = ct.unpack(data)
+    if c.modality != "audio":
+        raise InputError(f"decode_file writes audio; this stream holds {c.modality}")
+    w = A.Writer(dst, c.media.sample_rate, c.media.channels, force=force)  # checks dst first
+    c, med, m, q, payload = _open_stream(data, device, max_samples)
+    t0, t1 = ac.time_range(c.media, start, duration)
+    dev = next(m.parameters()).device
+    with _decoding(med, c), w:
+        for y in ac.decoded_blocks(m, payload, c.media, q, dev, t0, t1):
+            w.write(y)
+    return {"info": c.media, "samples": w.samples, "model": c.model, "quality": q}
 
 
 def stream_quality(c: ct.Container):

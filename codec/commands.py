@@ -16,7 +16,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "encode", help="compress media files to .nmc streams",
         description="Compress media files to .nmc streams; each file reaches the codec of its medium (images: "
-        "PNG, JPEG and every other format Pillow reads; audio and video have no shipped codec yet). One input: "
+        "PNG, JPEG and every other format Pillow reads; audio: WAV, FLAC, MP3, Ogg/Opus, M4A and every other "
+        "format FFmpeg decodes, coded in chunks with bounded memory; video has no shipped codec yet). One input: "
         "OUTPUT is the stream file. Several inputs (or OUTPUT ending in '/' or an existing directory): OUTPUT "
         "is a directory and each stream is named after its input (NAME.nmc).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="media files (one medium per call)")
@@ -27,16 +28,24 @@ def register(sub) -> None:
                    help="quality of the model, higher = more bits: a whole number for models with levels, any "
                         "value in the range (steps of 0.01) for variable-rate ones (see 'codec models'; default: "
                         "the model's default)")
+    p.add_argument("--bitrate", default=None, metavar="KBPS",
+                   help="audio: target bitrate, e.g. 16k or 24 (kbit/s): the highest quality whose stream is at "
+                        "most this, measured on up to 60 s of the file (instead of --quality)")
     _common(p)
     p.set_defaults(func=_encode)
 
     p = sub.add_parser(
-        "decode", help="decompress .nmc streams (images to PNG)",
-        description="Decompress .nmc streams (images to 8-bit PNG). One input: OUTPUT is the file. Several "
+        "decode", help="decompress .nmc streams (images to PNG, audio to WAV or FLAC)",
+        description="Decompress .nmc streams (images to 8-bit PNG; audio to 16-bit WAV or FLAC, by the output's "
+        "extension, at the original sample rate and length). One input: OUTPUT is the file. Several "
         "inputs (or OUTPUT ending in '/' or an existing directory): OUTPUT is a directory and each output is "
-        "named after its stream (NAME.png).")
+        "named after its stream (NAME.png, NAME.wav).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".nmc stream files")
     p.add_argument("-o", "--output", required=True, help="output file, or directory for several inputs")
+    p.add_argument("--start", type=float, default=None, metavar="SECONDS",
+                   help="audio: decode from this time on (only the chunks needed)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="audio: decode this many seconds (from --start, or from the beginning)")
     _common(p)
     p.set_defaults(func=_decode)
 
@@ -52,14 +61,18 @@ def register(sub) -> None:
     p.set_defaults(func=_models)
 
     p = sub.add_parser(
-        "demo", help="encode and decode the bundled sample image; print size, bpp and PSNR",
+        "demo", help="encode and decode the bundled sample image (or sound: --audio); print size, rate, quality",
         description="Encode and decode the sample image shipped with the package (Kodak kodim23, 768x512) "
         "with the default model, and print the stream size, bits per pixel and PSNR.")
     p.add_argument("--model", default=None, help="model name (default: the best shipped one)")
     p.add_argument("--quality", type=float, default=None, help="quality (see 'codec encode --help')")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("-o", "--output", default=None, help="also write the decoded image to this PNG")
+    p.add_argument("-o", "--output", default=None, help="also write the decoded image to this PNG (with --audio: "
+                   "the decoded sound to this WAV or FLAC)")
     p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    p.add_argument("--audio", action="store_true", help="the bundled speech sample instead (LJ Speech LJ001-0001, "
+                   "9.7 s, 22.05 kHz, public domain) with the default audio model; prints kbps, SI-SDR, mel distance")
+    p.add_argument("--bitrate", default=None, metavar="KBPS", help="with --audio: a target bitrate instead of --quality")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser(
@@ -81,6 +94,9 @@ def _common(p):
                    help="largest picture to code, in pixels (default 2^25 = 33.5 Mpx, or less where half the "
                         "memory would not hold it; or $CODEC_MAX_PIXELS); coding needs about 350 bytes of memory "
                         "per pixel")
+    p.add_argument("--max-samples", type=float, default=None, metavar="N",
+                   help="longest audio to code, in samples per channel (default 3 hours at 48 kHz; or "
+                        "$CODEC_MAX_SAMPLES); audio is coded in chunks, so memory does not grow with it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
 
 
@@ -173,9 +189,23 @@ def _encode(args) -> int:
     from codec.api import resolve
 
     resolve(args.model, args.quality, med.NAME)  # a medium with no codec, a bad quality: before any reading
+    if args.bitrate is not None:
+        if med.NAME != "audio":
+            raise InputError(f"--bitrate is for audio; {med.NAME} takes --quality")
+        if args.quality is not None:
+            raise InputError("give --quality or --bitrate, not both")
+        from codec.audio_coding import parse_bitrate
+
+        parse_bitrate(args.bitrate)
+    limit = args.max_samples if med.NAME == "audio" else args.max_pixels
     if len(pairs) == 1:  # a bad single input fails before a model loads (several: each says so in turn)
-        med.probe(pairs[0][0], limit=args.max_pixels)
+        info = med.probe(pairs[0][0], limit=limit)
+        from codec.api import check_fits
+
+        check_fits(resolve(args.model, args.quality, med.NAME)[0], info)
     m, q = _load_model(args.model, args.quality, args.device, med.NAME)
+    if med.NAME == "audio":
+        return _run_many(pairs, lambda src, dst: _encode_audio(args, m, q, src, dst), args.quiet, "encode")
 
     def one(src, dst):
         item = med.read(src, limit=args.max_pixels)
@@ -190,13 +220,58 @@ def _encode(args) -> int:
     return _run_many(pairs, one, args.quiet, "encode")
 
 
+def _encode_audio(args, m, q, src, dst) -> str:
+    import codec
+    from codec.api import encode_file
+    from codec.media import audio as A
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", codec.UntrainedModelWarning)
+        r = encode_file(src, dst, model=m.name, quality=None if args.bitrate else q, bitrate=args.bitrate,
+                        device=args.device, max_samples=args.max_samples, force=args.force)
+    target = ""
+    if args.bitrate:
+        from codec.audio_coding import parse_bitrate
+
+        want = parse_bitrate(args.bitrate)
+        target = f", target {want:g} kbps"
+        if r["kbps"] > want * 1.02:
+            print(f"codec: note: {src}: {want:g} kbps is below this model's lowest quality "
+                  f"({r['kbps']:.2f} kbps at q{r['quality']:g})", file=sys.stderr)
+    return (f"{src} -> {dst}: {r['bytes']} bytes, {r['kbps']:.2f} kbps, {A.describe(r['info'])} "
+            f"({m.name} q{r['quality']:g}{target})")
+
+
+def _decode_audio(args, data, c, src, dst) -> str:
+    import codec
+    from codec.api import decode_file
+    from codec.media import audio as A
+
+    if os.path.splitext(dst)[1].lower() not in A.WRITE_FORMATS:
+        raise InputError(f"{dst}: audio decodes to {' or '.join(A.WRITE_FORMATS)} files")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", codec.UntrainedModelWarning)
+        r = decode_file(data, dst, device=args.device, max_samples=args.max_samples, start=args.start,
+                        duration=args.duration, force=args.force)
+    if any(issubclass(w.category, codec.UntrainedModelWarning) for w in caught):
+        print(f"codec: warning: model '{c.model}' has no trained weights", file=sys.stderr)
+    part = "" if r["samples"] == c.media.samples else f", {r['samples'] / c.media.sample_rate:.3f} s of it"
+    return f"{src} -> {dst}: {A.describe(c.media)}{part} ({c.model} q{r['quality']:g})"
+
+
 def _decode(args) -> int:
     import codec
     from codec import media
     from codec.api import stream_quality
     from codec.container import unpack
 
-    pairs = _targets(args.inputs, args.output, ".png")
+    ext = ".png"
+    if len(args.inputs) > 1 or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
+        try:  # several streams into a folder: named by the first stream's medium
+            ext = ".wav" if unpack(read_stream(args.inputs[0])).modality == "audio" else ".png"
+        except CodecError:
+            pass
+    pairs = _targets(args.inputs, args.output, ext)
     for _, dst in pairs:
         check_output(dst, args.force)
 
@@ -204,6 +279,10 @@ def _decode(args) -> int:
         data = read_stream(src)
         c = unpack(data)
         med = media.get(c.modality)
+        if c.modality == "audio":
+            return _decode_audio(args, data, c, src, dst)
+        if args.start is not None or args.duration is not None:
+            raise InputError(f"{src}: --start and --duration are for audio streams")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", codec.UntrainedModelWarning)
             out = codec.decode(data, device=args.device, output="numpy", max_pixels=args.max_pixels)
@@ -253,6 +332,11 @@ def _info(args) -> int:
         print(f"{path}")
         if d["modality"] == "image":
             print(f"  image {d['width']}x{d['height']} {d['colour']} {d['bit_depth']}-bit")
+        elif d["modality"] == "audio":
+            secs = d["samples"] / d["sample_rate"]
+            print(f"  audio {secs:.3f} s, {d['sample_rate']} Hz, "
+                  f"{ {1: 'mono', 2: 'stereo'}.get(d['channels'], str(d['channels']) + ' channels')}, "
+                  f"{d['bit_depth']}-bit source, {d['samples']} samples per channel")
         else:
             print(f"  {d['modality']} " + ", ".join(f"{k} {d[k]}" for k in ("width", "height", "frames", "fps",
                   "sample_rate", "channels", "samples", "colour", "bit_depth") if k in d))
@@ -293,10 +377,50 @@ def _models(args) -> int:
     return 0
 
 
+def _demo_audio(args) -> int:
+    from importlib import resources
+
+    import codec
+    from codec.media import audio as med
+    from codec.media.audio_metrics import mel_distance, si_sdr
+
+    if args.output:
+        med.Writer(args.output, 22050, 1, force=args.force)  # checks the name and the target first
+    if args.bitrate is not None and args.quality is not None:
+        raise InputError("give --quality or --bitrate, not both")
+    src = resources.files("codec").joinpath("assets", "LJ001-0001.flac")
+    with resources.as_file(src) as path:
+        a = med.read(path)
+    m, q = _load_model(args.model, args.quality, args.device, "audio")
+    dev = str(next(m.parameters()).device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", codec.UntrainedModelWarning)
+        t0 = time.perf_counter()
+        data = codec.encode(a, model=m.name, quality=None if args.bitrate else q, bitrate=args.bitrate, device=dev)
+        t1 = time.perf_counter()
+        out = codec.decode(data, device=dev)
+        t2 = time.perf_counter()
+    print(f"sample   LJ001-0001.flac {a.duration:.2f} s, {a.sample_rate} Hz, mono (LJ Speech)")
+    print(f"model    {m.name} quality {codec.info(data)['quality']:g} on {dev}{'' if m.trained else '  [UNTRAINED]'}")
+    print(f"size     {len(data)} bytes")
+    print(f"kbps     {med.rate(len(data), a.info):.2f}")
+    print(f"SI-SDR   {si_sdr(a, out):.2f} dB, mel distance {mel_distance(a, out):.3f}")
+    print(f"time     encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
+    if args.output:
+        med.write(args.output, out, force=args.force)
+        print(f"wrote    {args.output}")
+    return 0
+
+
 def _demo(args) -> int:
     from importlib import resources
 
     import codec
+
+    if args.audio:
+        return _demo_audio(args)
+    if args.bitrate is not None:
+        raise InputError("--bitrate is for the audio demo (--audio)")
     from codec.media import image as med
     from codec.media.image_metrics import psnr_rgb
 

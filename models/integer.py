@@ -1,6 +1,7 @@
 """Integer networks: the exact path from decoded hyper-latents to table indexes.
 
-A float ``nn.Sequential`` of ``Conv2d`` / ``ConvTranspose2d`` / ``ReLU`` layers (the
+A float ``nn.Sequential`` of ``Conv2d`` / ``ConvTranspose2d`` / ``ReLU`` layers (any kernel
+shape and strides, e.g. the ``(1, k)`` ones of audio models; the
 hyper-synthesis ``h_s``) is *frozen* into integers: weights ``w_int = round(w * 2**s)``
 (``|w_int| < 2**12``), biases at the accumulator scale, activations with
 ``ACT_BITS`` fractional bits.  Each layer computes
@@ -73,8 +74,8 @@ class IntegerNet(nn.Module):
             if bound >= EXACT_LIMIT:
                 raise ValueError(f"integer layer would exceed 2**53 ({bound:.3g}); lower the precision")
             layers.append(dict(kind="deconv" if isinstance(m, nn.ConvTranspose2d) else "conv",
-                               stride=m.stride[0], padding=m.padding[0],
-                               output_padding=getattr(m, "output_padding", (0,))[0],
+                               stride=tuple(m.stride), padding=tuple(m.padding),
+                               output_padding=tuple(getattr(m, "output_padding", (0, 0))),
                                shift=shift, relu=p["relu"], weight=w_int, bias=b_int))
         return cls(layers)
 
@@ -89,8 +90,8 @@ class IntegerNet(nn.Module):
             if tuple(w.shape) != tuple(m.weight.shape):
                 raise ValueError(f"stored integer weight {i} has shape {tuple(w.shape)}, expected {tuple(m.weight.shape)}")
             layers.append(dict(kind="deconv" if isinstance(m, nn.ConvTranspose2d) else "conv",
-                               stride=m.stride[0], padding=m.padding[0],
-                               output_padding=getattr(m, "output_padding", (0,))[0],
+                               stride=tuple(m.stride), padding=tuple(m.padding),
+                               output_padding=tuple(getattr(m, "output_padding", (0, 0))),
                                shift=int(shifts[i]), relu=p["relu"], weight=w, bias=state[prefix + f"b{i}"]))
         return cls(layers)
 

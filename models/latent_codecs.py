@@ -158,7 +158,7 @@ class HyperpriorLatentCodec(nn.Module):
             means = m_int / float(1 << ACT_BITS)  # exact: an integer times a power of two
         else:
             s_int, means = out, None
-        levels = torch.bucketize(s_int, self.thresholds.to(s_int.device), right=False).to(torch.int32)
+        levels = torch.bucketize(s_int.contiguous(), self.thresholds.to(s_int.device), right=False).to(torch.int32)
         return levels, means
 
     def compress(self, y):

@@ -147,10 +147,14 @@ MODELS: dict[str, ModelSpec] = {
                   quality=CONTINUOUS,
                   description="variable-rate mean-scale hyperprior (gain units), N=64 M=96: one set of "
                               "weights, continuous quality 1..8"),
+        ModelSpec("wavelet-audio", "audio", "codec.models.audio:AudioModel", dict(M=24, N=192, E=128, levels=8),
+                  quality=CONTINUOUS,
+                  description="WaLLoC-style audio codec at 32 kHz: a 5-level CDF 9/7 wavelet packet around a "
+                              "shallow autoencoder, mean-scale hyperprior with gain units; continuous quality 1..8"),
     ]
 }
 #: the best model with shipped weights, per medium (a medium missing here has no codec yet)
-DEFAULT_MODELS = {"image": "mean-scale-vr"}
+DEFAULT_MODELS = {"image": "mean-scale-vr", "audio": "wavelet-audio"}
 
 
 class UnknownModelError(KeyError):

@@ -260,17 +260,16 @@ def test_every_bad_file_is_one_input_error(tmp_path):
                 assert re.search(what, text), (name, text)
 
 
-def test_cli_says_no_audio_codec_in_one_line(tmp_path, capsys):
+def test_cli_codes_audio_and_refuses_bad_audio_in_one_line(tmp_path, capsys):
     src = tmp_path / "x.flac"
     audio.write(src, Audio(_sine(44100, 4410, ch=2), 44100))
     assert media.get("audio") is audio and media.medium_of(src) == "audio"
-    assert cli(["encode", str(src), "-o", str(tmp_path / "x.nmc")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no audio codec ships yet" in err[0]
+    assert cli(["encode", str(src), "-o", str(tmp_path / "x.nmc"), "-q"]) == 0
+    capsys.readouterr()
     (tmp_path / "bad.flac").write_bytes(_wav_header(8000, 65, 16, 65 * 2 * 10) + bytes(65 * 20))
     assert cli(["encode", str(tmp_path / "bad.flac"), "-o", str(tmp_path / "y.nmc")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1  # whichever error comes first
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.flac", "x.flac"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.flac", "x.flac", "x.nmc"]
 
 
 # --------------------------------------------------------------------------- the sample limit
@@ -348,10 +347,8 @@ def test_from_user_accepts_arrays_and_tensors():
     assert audio.from_user(x, 44100.0).sample_rate == 44100
     out = audio.to_user(a, "torch")
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.shape == (2, 1000)
-    assert audio.to_user(a) is x
-    assert a.tensor().shape == (1, 2, 1000) and audio.model_input(a, "cpu").dtype == torch.float32
-    y = audio.model_output(torch.cat([a.tensor(), torch.ones(1, 2, 7) * 3], dim=2), a.info)
-    assert np.array_equal(y.samples, x) and y.info == a.info
+    assert audio.to_user(a) is a and audio.to_user(a, "numpy") is x
+    assert a.tensor().shape == (1, 2, 1000)
     with pytest.raises(InputError, match="output must be"):
         audio.to_user(a, "pil")
 

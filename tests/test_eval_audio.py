@@ -91,8 +91,8 @@ def test_audio_medium_axes():
     assert AUDIO.rate_key == audio.RATE_UNIT == "kbps"
     ax = AUDIO.axes()
     assert ax["medium"] == "audio" and ax["rate"]["key"] == "kbps"
-    assert list(ax["metrics"]) == ["si-sdr", "snr", "mel-distance"]
-    assert [m["higher_is_better"] for m in ax["metrics"].values()] == [True, True, False]
+    assert list(ax["metrics"]) == ["si-sdr", "snr", "mel-distance", "visqol", "pesq-wb", "stoi"]
+    assert [m["higher_is_better"] for m in ax["metrics"].values()] == [True, True, False, True, True, True]
     assert ax["metrics"]["si-sdr"]["unit"] == "dB"
 
 
@@ -174,7 +174,8 @@ def test_eval_writes_audio_results(results, dataset):
         assert obj["meta"]["media"] == "audio" and obj["meta"]["num_items"] == len(ITEMS)
         assert "kbps" in obj["meta"]["rate"] and obj["meta"]["settings"]["bits_counted"]
         res = obj["results"]
-        assert set(res) == {"quality", "kbps", "si-sdr", "snr", "mel-distance", "encoding_time", "decoding_time"}
+        assert set(res) == {"quality", "kbps", "si-sdr", "snr", "mel-distance", "visqol", "pesq-wb", "stoi",
+                            "encoding_time", "decoding_time"}
         assert len(res["kbps"]) == len(grid.split(","))
         assert res["kbps"] == sorted(res["kbps"])
         assert set(obj["per_image"]) == set(ITEMS)  # notes.txt is not an item
@@ -253,3 +254,43 @@ def test_the_codecs_pick_the_medium(dataset, tmp_path):
     one = dataset / "speech16k-mono.wav"
     written = evaluate(one, ["opus:16"], tmp_path / "d", jobs=1, progress=False, log=lambda m: None)
     assert list(json.loads(written["opus"].read_text())["per_image"]) == [one.name]
+
+
+# --------------------------------------------------------------------------- ours
+def _has_audio_model() -> bool:
+    try:
+        from codec.models import registry
+    except ImportError:  # pragma: no cover
+        return False
+    spec = registry.MODELS.get("wavelet-audio")
+    return spec is not None and spec.modality == "audio"
+
+
+def test_ours_takes_the_medium_of_its_model():
+    img, quals = make_codec("ours:mean-scale-vr:1,2")
+    assert img.media == "image" and quals == [1, 2] and img.default_qualities == tuple(range(1, 9))
+    assert "chroma" in img.info() and "medium" not in img.info()  # the image info (fingerprint) as before
+    if _has_audio_model():
+        aud, quals = make_codec("ours:wavelet-audio")
+        assert aud.media == "audio" and quals == list(range(1, 9))
+        assert aud.info()["medium"] == "audio" and "chroma" not in aud.info()
+
+
+@pytest.mark.skipif(not _has_audio_model(), reason="no audio model 'wavelet-audio' in codec.models.registry")
+@pytest.mark.filterwarnings("ignore:.*no trained weights")
+def test_ours_on_an_audio_model(tmp_path):
+    """``ours:wavelet-audio`` through codec eval: a results row with kbps and every audio metric
+    (the item is in a folder named 'speech', so PESQ and STOI too)."""
+    d = tmp_path / "speech"
+    d.mkdir()
+    item = speech_like(16000, 1, 2.0, seed=7)
+    audio.write(d / "voice.wav", item)
+    written = evaluate(d, ["ours:wavelet-audio:4"], tmp_path / "out", jobs=1, progress=False, log=lambda m: None)
+    obj = json.loads(written["ours-wavelet-audio"].read_text())
+    assert obj["axes"] == AUDIO.axes() and obj["meta"]["media"] == "audio"
+    assert obj["meta"]["settings"]["model"] == "wavelet-audio" and obj["meta"]["settings"]["probe_streams_sha1"]
+    res, per = obj["results"], obj["per_image"]["voice.wav"]
+    assert res["quality"] == [4]
+    assert res["kbps"][0] == pytest.approx(8 * per["bytes"][0] / 2.0 / 1000, rel=1e-12) and res["kbps"][0] > 0
+    for k in AUDIO.metric_keys:
+        assert isinstance(res[k][0], float), (k, res[k])

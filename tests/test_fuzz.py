@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from codec.tools import fuzz
 
 pytestmark = pytest.mark.filterwarnings("ignore::codec.api.UntrainedModelWarning")
-MODELS = ("factorized", "mean-scale-vr")  # the fastest model and the default one
+MODELS = ("factorized", "mean-scale-vr", "wavelet-audio")  # the fastest model, the default image and audio models
 
 
 def ci(n):
@@ -73,6 +73,12 @@ def test_decode_factorized_raises_only_codec_errors(rnd):
 @given(st.randoms(use_true_random=False))
 def test_decode_default_model_raises_only_codec_errors(rnd):
     check("decode", rnd, seeds("nmc", "mean-scale-vr"))  # (its golden version 1 stream while its weights are those)
+
+
+@ci(100)
+@given(st.randoms(use_true_random=False))
+def test_decode_audio_model_raises_only_codec_errors(rnd):
+    check("decode", rnd, seeds("nmc", "wavelet-audio"))
 
 
 @ci(150)

@@ -18,7 +18,7 @@ from codec.models.integer import ACT_BITS, IntegerNet
 from pictures import smooth_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::codec.api.UntrainedModelWarning")
-MODELS = registry.list_models()
+MODELS = [n for n in registry.list_models() if registry.MODELS[n].modality == "image"]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

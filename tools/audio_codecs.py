@@ -6,7 +6,11 @@ files of a folder that :func:`codec.media.medium_of` calls audio, read with
 rate is :func:`codec.media.audio.rate` (kbit/s from the byte count and the item's
 duration); the metrics are :mod:`codec.media.audio_metrics`' SI-SDR, SNR (dB, higher is
 better, capped at 100 dB) and multi-resolution mel distance (lower is better), always at
-the item's own sample rate and channel count.
+the item's own sample rate and channel count, and the perceptual ones of
+:mod:`codec.tools.audio_quality`: ViSQOL (audio mode, 48 kHz, mono mix) for every item,
+wide-band PESQ and STOI (16 kHz, mono mix) for speech items only (a folder named
+``speech`` in the item's path; ``None`` for other items, so their means over a data set
+that is not all speech are ``None``: evaluate a speech folder on its own for them).
 
 Codecs run in-process through PyAV (FFmpeg's libavcodec), no external binaries:
 ``opus`` (libopus encoder, FFmpeg's native Opus decoder), ``aac`` (FFmpeg's native AAC
@@ -66,6 +70,7 @@ samples are clipped to [-1, 1] (what a player's 16-bit output, or
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -73,16 +78,32 @@ from typing import Any
 import numpy as np
 
 from codec.errors import CodecError
+from codec.media.audio import Audio
+from codec.tools import audio_quality
 from codec.tools.registry import Codec, Media, register_codec, register_media
 
 _CHUNK = 1 << 15  # samples per frame given to an encoder (PyAV re-frames them to the codec's size)
 
 
 # --------------------------------------------------------------------------- media
+@dataclass(eq=False)
+class AudioItem(Audio):
+    """An item of a data set: its :class:`~codec.media.audio.Audio` and the path it was read
+    from (which says whether it is speech: :func:`codec.tools.audio_quality.is_speech_path`)."""
+
+    path: str | None = None
+
+    @property
+    def speech(self) -> bool:
+        return audio_quality.is_speech_path(self.path)
+
+
 class AudioMedia(Media):
     """Audio through the media layer (:mod:`codec.media.audio`, :mod:`codec.media.audio_metrics`):
-    items are :class:`codec.media.audio.Audio`, rates kbit/s from the byte count, metrics
-    SI-SDR, SNR and the mel distance at the item's own rate and channel count."""
+    items are :class:`AudioItem` (an :class:`codec.media.audio.Audio` with its path), rates
+    kbit/s from the byte count, metrics SI-SDR, SNR and the mel distance at the item's own
+    rate and channel count, ViSQOL, and PESQ-WB and STOI for speech
+    (:mod:`codec.tools.audio_quality`)."""
 
     name = "audio"
     rate_key = "kbps"  # = codec.media.audio.RATE_UNIT (a test checks it)
@@ -91,9 +112,9 @@ class AudioMedia(Media):
     rate_plot_max = 160.0  # the top of the lossy default grids; keeps FLAC's point off the plots
     #: what the encode/decode times cover (the results' meta.timing)
     timing_note = "resampling to the coding rate / decode incl. alignment and resampling back to the item's rate"
-    metric_keys = ("si-sdr", "snr", "mel-distance")
+    metric_keys = ("si-sdr", "snr", "mel-distance", *audio_quality.METRICS)
     lower_is_better = ("mel-distance",)
-    metric_info = {
+    _metric_info = {
         "si-sdr": {"label": "SI-SDR", "unit": "dB",
                    "description": "scale-invariant SDR per channel (zero-mean), mean over channels, capped at "
                                   "100 dB; per-item dB averaged (codec.media.audio_metrics.si_sdr)"},
@@ -103,7 +124,17 @@ class AudioMedia(Media):
         "mel-distance": {"label": "mel distance", "unit": "",
                          "description": "mean absolute log10-mel difference, FFT sizes 512/1024/2048, N/16 bands, "
                                         "hop N/4 (codec.media.audio_metrics.mel_distance)"},
+        "visqol": {"label": "ViSQOL", "unit": "MOS"},
+        "pesq-wb": {"label": "PESQ-WB", "unit": "MOS"},
+        "stoi": {"label": "STOI", "unit": ""},
     }
+
+    @property
+    def metric_info(self) -> dict[str, dict[str, Any]]:
+        """Labels and units, with the perceptual metrics' descriptions naming their package
+        versions (and "not installed" where one is missing)."""
+        desc = audio_quality.descriptions()
+        return {k: {**v, "description": desc[k]} if k in desc else v for k, v in self._metric_info.items()}
 
     items_name = "audio files"
 
@@ -118,10 +149,11 @@ class AudioMedia(Media):
 
         return medium_of(path) == "audio"
 
-    def load(self, path: Path):
+    def load(self, path: Path) -> AudioItem:
         from codec.media import audio
 
-        return audio.read(path)
+        a = audio.read(path)
+        return AudioItem(a.samples, a.sample_rate, a.bit_depth, path=str(path))
 
     def rate(self, nbytes: int, item) -> float:
         from codec.media import audio
@@ -137,7 +169,8 @@ class AudioMedia(Media):
         if rec.sample_rate != ref.sample_rate or rec.samples.shape != ref.samples.shape:
             raise CodecError(f"decoded audio is {rec.samples.shape} at {rec.sample_rate} Hz, the original "
                              f"{ref.samples.shape} at {ref.sample_rate} Hz")
-        return {"si-sdr": m.si_sdr(ref, rec), "snr": m.snr(ref, rec), "mel-distance": m.mel_distance(ref, rec)}
+        return {"si-sdr": m.si_sdr(ref, rec), "snr": m.snr(ref, rec), "mel-distance": m.mel_distance(ref, rec),
+                **audio_quality.score(ref, rec, speech=bool(getattr(ref, "speech", False)))}
 
 
 AUDIO = register_media(AudioMedia())

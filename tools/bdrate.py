@@ -366,6 +366,13 @@ def _cmd_bdrate(args) -> int:
         else:
             notes += skipped
         for m in shared:
+            empty = [c.name for c in (ref, t) if not np.isfinite(c.metrics[m.key]).any()]
+            if empty:  # None at every point (a speech-only metric on other items, a package not installed)
+                if only is not None:
+                    raise CodecError(f"{empty[0]}: no {m.label} values (None at every point)")
+                notes.append(f"{' and '.join(empty)} {'have' if len(empty) > 1 else 'has'} no {m.label} values "
+                             f"(None at every point): {m.label} skipped")
+                continue
             cells = []
             for meth in methods:
                 r, q = compare(ref, t, m.key, meth, args.min_overlap)

@@ -1,7 +1,7 @@
 """Fuzzing of the container and every decoder: ``python -m codec.tools.fuzz --cases 100000``.
 
 Seeds are real streams: synthetic pictures (gray and RGB, 8x8 to 70x50) coded by each image
-model at two qualities, the golden version 1 streams, raw rANS streams (empty, tiny, escapes,
+model at two qualities, short synthetic sounds (mono and stereo, 16 to 48 kHz) by each audio model, the golden version 1 streams, raw rANS streams (empty, tiny, escapes,
 multi-segment).  Half the cases mutate bytes (flips, sets, interesting integers, insertions,
 deletions, truncations, appends, duplicated or swapped chunks, splices); half are structure-
 aware (a field of the container, ``codec/CONTAINER.md``, version 2 as ``codec/container.py``
@@ -34,6 +34,7 @@ from pathlib import Path
 TARGETS = ("container", "decode", "info", "rans")
 OUTCOMES = ("error", "crash", "hang", "silent_identical", "silent_different")
 PICTURES = ((8, 8, "gray"), (16, 24, "rgb"), (50, 70, "rgb"), (33, 47, "gray"))  # height, width, colour
+SOUNDS = ((16000, 1, 4000), (44100, 2, 3000), (22050, 1, 700), (48000, 2, 9000))  # rate, channels, samples
 INTERESTING = (0, 1, 2, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 127, 128, 255, 256, 1023, 1024, 4096, 16384, 32767,
                32768, 65535, 65536, 1 << 20, 1 << 24, (1 << 31) - 1, 1 << 31, (1 << 32) - 1, 1 << 40, (1 << 64) - 1)
 RAW_OPS = ("flip", "set", "insert", "delete", "truncate", "append", "dup", "swap", "splice")
@@ -274,7 +275,7 @@ def _call(target: str, data: bytes, extra=None):
     if target == "rans":
         return entropy.decode(data, extra[1], _tables(extra[0]), backend="numpy")
     return {"container": container.unpack, "info": lambda d: sorted(codec.info(d).items()),
-            "decode": lambda d: codec.decode(d, device="cpu")}[target](data)
+            "decode": lambda d: codec.decode(d, device="cpu", output="numpy")}[target](data)
 
 
 def _digest(x) -> str:
@@ -313,6 +314,17 @@ def build_corpus(targets, models, pictures: int = len(PICTURES)) -> dict:
     corpus, streams = {"nmc": [], "rans": []}, []
     for name in models if set(targets) - {"rans"} else []:
         spec = registry.get_spec(name)
+        if spec.modality == "audio":  # short clips: mono 16 kHz, stereo 44.1 kHz (several chunks' worth of fields)
+            from codec.media.audio import Audio
+
+            for q in (2.5, 6.0):
+                for k, (rate, ch, n) in enumerate(SOUNDS[:pictures]):
+                    t = np.arange(n) / rate
+                    x = np.stack([0.3 * np.sin(2 * np.pi * (300 + 200 * c) * t) for c in range(ch)])
+                    x = x + np.random.default_rng(k).normal(0, 0.01, x.shape)
+                    streams.append((name, q, codec.encode(Audio(np.clip(x, -1, 1).astype(np.float32), rate),
+                                                          model=name, quality=q, device="cpu")))
+            continue
         for q in (2.5, 6.0) if spec.variable_rate else (2, spec.quality.default):
             for k, (h, w, colour) in enumerate(PICTURES[:pictures]):
                 yy, xx = np.mgrid[0:h, 0:w]
@@ -412,7 +424,7 @@ def fuzz(cases=10000, seed=0, targets=TARGETS, models=None, timeout_s=10.0, out=
 
     from codec.models.registry import MODELS
 
-    models = list(models or sorted(n for n, s in MODELS.items() if s.modality == "image"))
+    models = list(models or sorted(n for n, s in MODELS.items() if s.modality in ("image", "audio")))
     out, t0, worker = Path(out or Path(tempfile.gettempdir()) / "codec-fuzz"), time.time(), Worker(mem_gb)
     corpus = worker.call(("corpus", list(targets), models, pictures), 1800)
     if not isinstance(corpus, dict):

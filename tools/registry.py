@@ -293,7 +293,8 @@ def describe_codecs(names: Sequence[str] | None = None) -> str:
         if names and key not in names:
             continue
         sig = f"{key}:{cls.arg_name}[:QUALITIES]" if getattr(cls, "takes_arg", False) else f"{key}[:QUALITIES]"
-        dq = ",".join(str(q) for q in cls.default_qualities) or "(none)"
-        lines.append(f"{sig}\n    {cls.display_name} ({cls.media}); QUALITIES = {cls.quality_meaning}; "
+        dq = ",".join(str(q) for q in cls.default_qualities) or getattr(cls, "default_label", "(none)")
+        medium = getattr(cls, "media_label", cls.media)  # a codec whose medium is its argument's says so
+        lines.append(f"{sig}\n    {cls.display_name} ({medium}); QUALITIES = {cls.quality_meaning}; "
                      f"default {dq}")
     return "\n".join(lines)

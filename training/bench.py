@@ -2,9 +2,10 @@
 
     python -m codec.training.bench                      # mean-scale, batch 16, 256x256 crops, all variants
     python -m codec.training.bench --device cpu --N 64 --M 96 --batch 4 --crop 128 --variants fp32,channels-last,bf16
+    python -m codec.training.bench --model wavelet-audio --crop 16000 --variants fp32,compile   # audio
 
-Every variant runs the loop's own step (the image-rd task's :meth:`~codec.training.tasks.
-image_rd.ImageRDTask.step`: forward, rate-distortion + auxiliary loss; then
+Every variant runs the loop's own step (the model's task, :func:`codec.training.tasks.task_for`:
+image-rd or audio-rd; its ``step``: forward, rate-distortion + auxiliary loss; then
 :meth:`codec.training.optim.Optimisers.step`: backward, clipping, both Adam steps) on the
 same synthetic 8-bit batch held on the device (so the loader is not measured), from the
 same initial weights, after warm-up steps (compilation happens there).  The timed steps run
@@ -41,15 +42,16 @@ class _Variant:
     def __init__(self, name, model_name, arch_kwargs, batch, crop, device, seed):
         from codec.training.config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig
         from codec.training.optim import Optimisers
-        from codec.training.tasks import Context
-        from codec.training.tasks.image_rd import ImageRDTask
+        from codec.models.registry import get_spec
+        from codec.training.tasks import Context, task_for
 
         v = VARIANTS[name]
         self.name, self.device, self.compiled = name, device, v["compile"]
-        cfg = Config(model=ModelConfig(model_name, 4, dict(arch_kwargs or {})), loss=LossConfig("mse"),
+        audio = get_spec(model_name).modality == "audio"
+        cfg = Config(model=ModelConfig(model_name, 4, dict(arch_kwargs or {})), loss=LossConfig("mel" if audio else "mse"),
                      data=DataConfig(crop=crop, batch_size=batch), optim=OptimConfig(schedule="constant"),
                      run=RunConfig(steps=10 ** 9))
-        self.task = ImageRDTask(cfg)
+        self.task = task_for(cfg)
         self.ctx = Context(device=device, amp_dtype=torch.bfloat16 if v["amp"] else None,
                            channels_last=v["channels_last"])
         torch.manual_seed(seed)
@@ -59,8 +61,12 @@ class _Variant:
         if v["channels_last"]:
             model.to(memory_format=torch.channels_last)
         g = torch.Generator().manual_seed(seed)
-        x = torch.nn.functional.avg_pool2d(torch.rand(batch, 3, crop + 3, crop + 3, generator=g), 4, stride=1)
-        self.x = torch.round(x * 255).to(torch.uint8).to(device)  # what the loader gives
+        if audio:  # excerpts [B, 1, crop] as the audio task's batches are (smoothed noise, about -20 dBFS)
+            x = torch.nn.functional.avg_pool1d(torch.randn(batch, 1, crop + 3, generator=g), 4, stride=1)
+            self.x = (0.2 * x).clamp(-1, 1).to(device)
+        else:
+            x = torch.nn.functional.avg_pool2d(torch.rand(batch, 3, crop + 3, crop + 3, generator=g), 4, stride=1)
+            self.x = torch.round(x * 255).to(torch.uint8).to(device)  # what the loader gives
         self.opts = Optimisers(self.task.param_groups(), cfg.optim, cfg.run.steps)
         net = self.task.forward_module(self.ctx)
         self.net = torch.compile(net) if v["compile"] else net
@@ -133,7 +139,7 @@ def bench(variants=None, model_name="mean-scale", arch_kwargs=None, batch=16, cr
 
 
 def format_rows(rows) -> str:
-    lines = [f"{'variant':28s} {'it/s':>8s} {'img/s':>8s} {'vs fp32':>8s} {'loss':>9s} {'warm-up s':>9s}  note"]
+    lines = [f"{'variant':28s} {'it/s':>8s} {'items/s':>8s} {'vs fp32':>8s} {'loss':>9s} {'warm-up s':>9s}  note"]
     for r in rows:
         if "it_per_s" in r:
             lines.append(f"{r['variant']:28s} {r['it_per_s']:8.3f} {r['images_per_s']:8.2f} "
@@ -154,7 +160,8 @@ def main(argv=None) -> int:
     p.add_argument("--N", type=int, help="override the model's N")
     p.add_argument("--M", type=int, help="override the model's M")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--crop", type=int, default=None,
+                   help="crop side (images, default 256) or excerpt length in samples (audio, default 16000)")
     p.add_argument("--steps", type=int, default=30, help="timed steps per variant (split into --rounds)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (the median is reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
@@ -165,6 +172,10 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     ak = {k: v for k, v in (("N", args.N), ("M", args.M)) if v}
+    if args.crop is None:
+        from codec.models.registry import get_spec
+
+        args.crop = 16000 if get_spec(args.model).modality == "audio" else 256
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"training-step benchmark: {args.model} {ak or ''} batch {args.batch}, crop {args.crop}, "

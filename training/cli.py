@@ -62,14 +62,17 @@ def run_train(args) -> int:
     if args.print_config:
         print(json.dumps(cfg.resolved(), indent=2))
         return 0
-    from codec.training.tasks.image_rd import train
+    from codec.training.tasks import train
 
     res = train(cfg, resume=args.resume, stop_at=args.stop_at, quiet=args.quiet)
     if res.model is not None and not args.quiet and int(__import__("os").environ.get("RANK", "0")) == 0:
         t = res.train or {}
-        msg = f"step {res.step}" + (f": loss {t['loss']:.4f}, {t['bpp']:.4f} bpp" if t else "")
-        if res.val:
+        rate = "bpp" if "bpp" in t else "kbps"
+        msg = f"step {res.step}" + (f": loss {t['loss']:.4f}, {t[rate]:.4f} {rate}" if t else "")
+        if res.val and "psnr" in res.val:
             msg += f"; validation (real coding) {res.val['bpp']:.4f} bpp, {res.val['psnr']:.2f} dB"
+        elif res.val:
+            msg += f"; validation (real coding) {res.val['kbps']:.2f} kbps, mel distance {res.val['mel']:.3f}"
         if res.best.get("step") is not None:
             msg += f"; best at step {res.best['step']}"
         print(f"{msg}; checkpoints in {res.out}")
@@ -89,8 +92,9 @@ def run_export(args) -> int:
     print(f"{s['path']}: model '{s['name']}' {what} {s['arch_kwargs']}, {s['dtype']}, "
           f"step {s['step']}, {s['file_bytes'] / 1e6:.2f} MB, weights {s['weights_id']}")
     call = f"load_model('{s['name']}')" if vr else f"load_model('{s['name']}', {s['quality']})"
-    print(f"check: test picture coded at quality {s['quality']:g} to {s['test_bpp']:.3f} bpp, "
-          f"{s['test_psnr']:.2f} dB, repeatably" + (f"; installed: {call} uses it" if s["installed"] else ""))
+    thing = "sound" if "kbps" in s["test"] else "picture"
+    print(f"check: test {thing} coded at quality {s['quality']:g} to {s['test']}, repeatably"
+          + (f"; installed: {call} uses it" if s["installed"] else ""))
     return 0
 
 

@@ -30,7 +30,11 @@ from pathlib import Path
 LAMBDAS = {
     "mse": (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800),
     "ms-ssim": (2.40, 4.58, 8.73, 16.64, 31.73, 60.50, 115.37, 220.00),
+    # audio models: lambda * (log-mel distance + loss.mse_weight * MSE) + bits per sample
+    "mel": (0.5, 0.85, 1.45, 2.46, 4.18, 7.1, 12.1, 20.5),
 }
+#: the metrics of each medium's models (the first is the default)
+METRICS = {"image": ("mse", "ms-ssim"), "audio": ("mel",)}
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
@@ -52,6 +56,7 @@ class LossConfig:
     lambdas: typing.Optional[list] = None  # variable-rate models: one lambda per level (null: LAMBDAS[metric]);
     # each training crop gets a random quality in [1, levels] and the log-interpolated lambda
     aux_weight: float = 1.0  # weight of the quantile (auxiliary) loss of factorized densities
+    mse_weight: float = 1000.0  # audio ("mel"): weight of the waveform MSE beside the log-mel distance
 
 
 @dataclass
@@ -59,7 +64,9 @@ class DataConfig:
     train: list = field(default_factory=lambda: ["../shared/data/train-images"])  # folders, searched recursively
     val: typing.Optional[str] = "../shared/data/kodak"  # folder of validation images (null: no validation)
     val_limit: typing.Optional[int] = None  # use only the first N validation images (sorted by path)
-    crop: int = 256  # square random crops; a multiple of the model's stride (16, or 64 with a hyperprior)
+    holdout: typing.Optional[list] = None  # audio: files left out of data.train and used for validation
+    crop: int = 256  # square random crops; a multiple of the model's stride (16, or 64 with a hyperprior);
+    # audio: samples (at the model's rate) per random excerpt, a multiple of the model's `multiple`
     batch_size: int = 16  # per process (the global batch is batch_size * processes)
     workers: int = 4  # data-loader worker processes (0: load in the training process)
     resident: str = "disk"  # "disk": decode per crop; "memory": decode once, hold in RAM;
@@ -149,6 +156,8 @@ class Config:
         d["data"]["train"] = [str(Path(p).resolve()) for p in self.data.train]
         if self.data.val is not None:
             d["data"]["val"] = str(Path(self.data.val).resolve())
+        if self.data.holdout is not None:
+            d["data"]["holdout"] = [str(Path(p).resolve()) for p in self.data.holdout]
         return d
 
     # -- checks --------------------------------------------------------------------
@@ -169,7 +178,7 @@ class Config:
                                  f"(known: {', '.join(sorted(spec.kwargs))})")
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"model.arch_kwargs.{k}: must be a positive integer, got {v!r}")
-        _choice("loss.metric", lo.metric, LAMBDAS)
+        _choice("loss.metric", lo.metric, METRICS[spec.modality])
         if spec.quality.continuous:
             levels = spec.kwargs["levels"]
             if m.arch_kwargs.get("levels", levels) != levels:
@@ -187,14 +196,19 @@ class Config:
                              "use loss.lmbda)")
         if lo.lmbda is not None and not lo.lmbda > 0:
             raise ValueError(f"loss.lmbda: must be > 0, got {lo.lmbda}")
-        if lo.aux_weight < 0:
-            raise ValueError("loss.aux_weight: must be >= 0")
+        if lo.aux_weight < 0 or lo.mse_weight < 0:
+            raise ValueError("loss.aux_weight and loss.mse_weight: must be >= 0")
+        if d.holdout is not None and (spec.modality != "audio" or not all(isinstance(p, str) and p
+                                                                           for p in d.holdout)):
+            raise ValueError("data.holdout: a list of audio files (audio models only)")
         if not d.train or not all(isinstance(p, str) and p for p in d.train):
             raise ValueError("data.train: give one or more folders of images")
         multiple = spec.arch_class().multiple
         if d.crop < multiple or d.crop % multiple:
             raise ValueError(f"data.crop: model '{m.name}' needs crops that are a multiple of {multiple}, "
                              f"got {d.crop}")
+        if spec.modality == "audio" and d.crop < 4096:
+            raise ValueError(f"data.crop: audio excerpts of at least 4096 samples, got {d.crop}")
         if lo.metric == "ms-ssim" and d.crop <= 160:
             raise ValueError(f"data.crop: MS-SSIM needs crops larger than 160 pixels, got {d.crop}")
         _positive("data.batch_size", d.batch_size)

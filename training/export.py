@@ -59,6 +59,14 @@ def test_image(size: int) -> torch.Tensor:
     return torch.round(img.clamp(0, 1)[None] * 255) / 255
 
 
+def test_sound(rate: int) -> torch.Tensor:
+    """A 2-second stereo test sound ``[2, n]``: a chord with vibrato and a noise burst."""
+    t = torch.arange(2 * rate, dtype=torch.float64) / rate
+    tone = sum(torch.sin(2 * torch.pi * f * t + 3 * torch.sin(2 * torch.pi * 5 * t)) for f in (220, 277, 330)) / 6
+    burst = torch.sin(2 * torch.pi * 1000 * t) * torch.exp(-20 * (t - 1.2).abs()) / 3
+    return torch.stack([tone + burst, tone - burst]).float().clamp(-1, 1)
+
+
 def export(checkpoint, output=None, half: bool = False, quality=None, install: bool = False,
            force: bool = False) -> dict:
     """Write the frozen model of ``checkpoint`` (a file or a run folder: its best.pt, else last.pt).
@@ -73,8 +81,9 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
     if src.is_dir() and (src / "best.pt").is_file():
         src = src / "best.pt"
     ck = load_checkpoint(src)
-    if ck.get("task", "image-rd") != "image-rd":
-        raise ValueError(f"{ck['path']} is a checkpoint of task '{ck['task']}', not of a registry image model")
+    task = ck.get("task", "image-rd")
+    if task not in ("image-rd", "audio-rd"):
+        raise ValueError(f"{ck['path']} is a checkpoint of task '{task}', not of a registry model")
     arch = ck["arch"]
     name = arch["name"]
     spec = registry.get_spec(name)
@@ -122,15 +131,31 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
         "description": spec.description if kwargs == spec.kwargs else
         f"{spec.description.split(',')[0]}, trained at {', '.join(f'{k}={v}' for k, v in kwargs.items())}",
     }
-    keys = ("step", "quality", "images", "bpp", "psnr", "ms_ssim")
+    keys = ("step", "quality", "images", "bpp", "psnr", "ms_ssim") if task == "image-rd" else \
+        ("step", "quality", "seconds_audio", "kbps", "mel", "si_sdr", "snr")
     if val.get("per_quality"):
         meta["validation"] = json.dumps([{k: r.get(k) for k in keys if k in r} for r in val["per_quality"]])
     elif val:
         meta["validation"] = json.dumps({k: val.get(k) for k in keys if k in val})
     save_weights(model, dst, meta, half=half, force=True)
 
-    # -- check: load it as a coder would, and code a picture twice ----------------------
+    # -- check: load it as a coder would, and code a picture (a sound) twice --------------
     m = registry.load_model(name, q, path=dst)
+    summary = {"path": str(dst), "name": name, "quality": q, "arch_kwargs": kwargs, "dtype": meta["dtype"],
+               "weights_id": m.weights_id.hex(), "file_bytes": dst.stat().st_size, "step": int(ck["step"]),
+               "installed": install, "variable_rate": qs.continuous}
+    if spec.modality == "audio":
+        from codec.media.audio import Audio
+        from codec.media.audio_metrics import mel_distance
+
+        x = test_sound(m.sample_rate)
+        p1 = m.compress(x, q)
+        x_hat = m.decompress(p1, q).clamp(-1, 1)
+        if registry.load_model(name, q, path=dst).compress(x, q) != p1:
+            raise RuntimeError(f"exported weights {dst} do not code repeatably")
+        secs = x.shape[1] / m.sample_rate
+        return {**summary, "test": f"{8 * p1.nbytes / secs / 1000:.2f} kbps, mel distance "
+                f"{mel_distance(Audio(x.numpy(), m.sample_rate), Audio(x_hat.numpy(), m.sample_rate)):.3f}"}
     size = max(2 * m.multiple, 128)
     x = test_image(size)
     p1 = m.compress(x, q)
@@ -138,10 +163,8 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
     m2 = registry.load_model(name, q, path=dst)
     if m2.compress(x, q) != p1 or m2.weights_id != m.weights_id:
         raise RuntimeError(f"exported weights {dst} do not code repeatably")
-    return {"path": str(dst), "name": name, "quality": q, "arch_kwargs": kwargs, "dtype": meta["dtype"],
-            "weights_id": m.weights_id.hex(), "file_bytes": dst.stat().st_size, "step": int(ck["step"]),
-            "test_bpp": 8 * p1.nbytes / size ** 2, "test_psnr": psnr_rgb(to_8bit(x_hat[0]), to_8bit(x[0])),
-            "installed": install, "variable_rate": qs.continuous}
+    return {**summary, "test": f"{8 * p1.nbytes / size ** 2:.3f} bpp, "
+            f"{psnr_rgb(to_8bit(x_hat[0]), to_8bit(x[0])):.2f} dB"}
 
 
 def _lmbda(cfg: dict):

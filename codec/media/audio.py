@@ -41,7 +41,7 @@ from codec.media import objects
 
 NAME = "audio"
 RATE_UNIT = "kbps"  # kilobits per second of audio, from the bytes of the stream
-OUTPUTS = ("numpy", "torch")
+OUTPUTS = ("audio", "numpy", "torch")  # what decode gives: the first by default
 #: the default limit of samples per channel: 3 hours at 48 kHz (about 2 GB of float32
 #: samples for a stereo file)
 DEFAULT_MAX_SAMPLES = 3 * 3600 * 48_000
@@ -264,11 +264,13 @@ def _tensor_to_numpy(t) -> np.ndarray:
     return x.cpu().numpy()
 
 
-def to_user(audio: Audio, output: str = "numpy"):
-    """``"numpy"`` (float32 ``[channels, n]``, mono included) or ``"torch"`` (the same as a
-    float32 tensor ``[channels, n]``)."""
+def to_user(audio: Audio, output: str = "audio"):
+    """``"audio"`` (the :class:`Audio` itself), ``"numpy"`` (float32 ``[channels, n]``, mono
+    included) or ``"torch"`` (the same as a float32 tensor ``[channels, n]``)."""
     if output not in OUTPUTS:
         raise InputError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+    if output == "audio":
+        return audio
     if output == "numpy":
         return audio.samples
     import torch
@@ -458,6 +460,70 @@ def probe(path, limit=None) -> AudioInfo:
                          _source_depth(stream, first))
 
 
+class Reader:
+    """A file's samples block by block, as they are decoded (bounded memory for any length).
+
+    Opening checks what :func:`read` checks before decoding and decodes the first frame:
+    :attr:`sample_rate`, :attr:`channels`, :attr:`bit_depth` and :attr:`estimated`
+    (samples per channel from the container, or None) are known from then on.
+    :meth:`blocks` yields float32 ``[channels, m]`` arrays (float formats clipped to
+    [-1, 1]) with :func:`read`'s errors: a file that changes its rate or channels, or
+    passes the sample limit.  Use as a context manager (it closes the file)."""
+
+    def __init__(self, path, limit=None):
+        self.path = os.fspath(path)
+        self.container, self.stream = _open(self.path)
+        try:
+            self.estimated = _check_header(self.path, self.container, self.stream, limit)
+            self.limit = max_samples(limit)
+            self._frames = _frames(self.path, self.container, self.stream)
+            self.first = next(self._frames, None)
+            if self.first is None:
+                raise InputError(f"{self.path} holds no audio samples")
+            self.sample_rate = check_rate(self.first.sample_rate, f"{self.path}: its sample rate")
+            self.channels = self.first.layout.nb_channels
+            _check_channels(self.channels, self.path)
+            self.bit_depth = _source_depth(self.stream, self.first)
+            self.floats = self.first.format.name in ("flt", "fltp", "dbl", "dblp")
+        except BaseException:
+            self.container.close()
+            raise
+        self.samples = 0  # decoded so far
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.container.close()
+
+    def blocks(self):
+        convert = _Converter()
+        frames = [self.first]
+        for frame in _chain(frames, self._frames):
+            if frame.sample_rate != self.sample_rate or frame.layout.nb_channels != self.channels:
+                raise InputError(f"{self.path} changes from {self.channels} channels at {self.sample_rate} Hz "
+                                 f"to {frame.layout.nb_channels} at {frame.sample_rate} Hz midway (not supported)")
+            yield from self._checked(convert(frame))
+        yield from self._checked(convert(None))
+        if self.samples == 0:
+            raise InputError(f"{self.path} holds no audio samples")
+
+    def _checked(self, arrays):
+        for x in arrays:
+            if self.samples + x.shape[1] > self.limit:
+                raise LimitError(f"{self.path} is longer than {_limit_text(self.limit)} (stopped decoding after "
+                                 f"{self.samples + x.shape[1]} samples)")
+            self.samples += x.shape[1]
+            if self.floats:
+                np.clip(x, -1, 1, out=x)
+            yield x
+
+
+def _chain(first, rest):
+    yield from first
+    yield from rest
+
+
 def read(path, limit=None) -> Audio:
     """Read an audio file (its first audio stream) with PyAV, decoded to float32 at its own
     rate.  :class:`InputError` for a missing, undecodable or silent file (no audio stream,
@@ -465,56 +531,28 @@ def read(path, limit=None) -> Audio:
     or channels midway; :class:`LimitError` for a file longer than the sample limit: before
     decoding when the container states its duration, and as soon as the decoded samples
     pass the limit otherwise (what is kept never exceeds the limit).  Samples of float
-    formats (what lossy decoders give) are clipped to [-1, 1]."""
-    path = os.fspath(path)
-    container, stream = _open(path)
-    with container:
-        est = _check_header(path, container, stream, limit)
-        lim = max_samples(limit)
+    formats (what lossy decoders give) are clipped to [-1, 1].  (:class:`Reader` gives the
+    same samples block by block.)"""
+    with Reader(path, limit) as r:
         # preallocated to the stated length (lazily: np.empty touches no page), so a file
         # whose header is right is decoded into place, without a second copy
-        buf, filled, extra = None, 0, []
-        first, convert = None, _Converter()
-
-        def add(x):
-            nonlocal filled
+        cap = min(r.estimated, r.limit) if r.estimated else 0
+        buf = np.empty((r.channels, cap), np.float32) if cap else None
+        filled, extra = 0, []
+        for x in r.blocks():
             n = x.shape[1]
-            if filled + n > lim:
-                raise LimitError(f"{path} is longer than {_limit_text(lim)} (stopped decoding after "
-                                 f"{filled + n} samples)")
-            room = 0 if buf is None or extra else min(n, buf.shape[1] - filled)
+            room = 0 if buf is None or extra else min(n, cap - filled)
             if room:
                 buf[:, filled:filled + room] = x[:, :room]
             if room < n:
                 extra.append(x[:, room:])
             filled += n
-
-        for frame in _frames(path, container, stream):
-            if first is None:
-                first = frame
-                rate_ = check_rate(frame.sample_rate, f"{path}: its sample rate")
-                ch = frame.layout.nb_channels
-                _check_channels(ch, path)
-                if est:
-                    buf = np.empty((ch, min(est, lim)), np.float32)
-            elif frame.sample_rate != rate_ or frame.layout.nb_channels != ch:
-                raise InputError(f"{path} changes from {ch} channels at {rate_} Hz to "
-                                 f"{frame.layout.nb_channels} at {frame.sample_rate} Hz midway (not supported)")
-            for x in convert(frame):
-                add(x)
-        for x in convert(None):
-            add(x)
-        if first is None or filled == 0:
-            raise InputError(f"{path} holds no audio samples")
-        cap = 0 if buf is None else buf.shape[1]
         if extra or filled < cap:
             parts = ([buf[:, :min(cap, filled)]] if cap and filled else []) + extra
             samples = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0].copy()
         else:
             samples = buf
-        if first.format.name in ("flt", "fltp", "dbl", "dblp"):
-            np.clip(samples, -1, 1, out=samples)
-        return Audio(samples, rate_, _source_depth(stream, first))
+        return Audio(samples, r.sample_rate, r.bit_depth)
 
 
 class _Converter:
@@ -551,36 +589,64 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(samples, np.float32) * np.float32(32768)), -32768, 32767).astype(np.int16)
 
 
+class _Muxer:
+    """16-bit WAV (RF64 when over 4 GiB) or FLAC, block by block, into a file or a buffer."""
+
+    def __init__(self, target, format: str, rate: int, channels: int):
+        import av
+
+        if format not in WRITE_FORMATS.values():
+            raise InputError(f"audio is written as {' or '.join(WRITE_FORMATS.values())}, not {format!r}")
+        self.layout, self.rate, self.pos = _layout(channels), int(rate), 0
+        options = {"rf64": "auto"} if format == "wav" else {}
+        self.out = av.open(target, "w", format=format, options=options)
+        self.stream = self.out.add_stream("pcm_s16le" if format == "wav" else "flac", rate=self.rate,
+                                          layout=self.layout)
+        self.stream.format = "s16"
+        self.tb = Fraction(1, self.rate)
+
+    def write(self, samples) -> None:
+        import av
+
+        for pos in range(0, samples.shape[1], _CHUNK):
+            block = np.ascontiguousarray(to_int16(samples[:, pos:pos + _CHUNK]).T).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(block, format="s16", layout=self.layout)
+            frame.sample_rate = self.rate
+            frame.pts, frame.time_base = self.pos, self.tb
+            self.pos += frame.samples
+            for packet in self.stream.encode(frame):
+                self.out.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode(None):
+            self.out.mux(packet)
+        self.out.close()
+
+
 def encode_file(audio: Audio, format: str = "wav") -> bytes:
     """The bytes of a 16-bit WAV (``"wav"``, RF64 when over 4 GiB) or FLAC (``"flac"``) file
     of ``audio``, made by PyAV in memory."""
-    import av
-
-    if format not in WRITE_FORMATS.values():
-        raise InputError(f"audio is written as {' or '.join(WRITE_FORMATS.values())}, not {format!r}")
     if not isinstance(audio, Audio):
         raise InputError(f"write takes a codec.media.audio.Audio, not {_describe(audio)} "
                          "(make one with codec.media.audio.from_user(x, sample_rate))")
     audio = from_user(audio, limit=MAX_SAMPLES)  # finite, in [-1, 1] (what was read, at any limit)
-    ch, n = audio.samples.shape
-    layout = _layout(ch)
     buf = io.BytesIO()
-    options = {"rf64": "auto"} if format == "wav" else {}
-    with av.open(buf, "w", format=format, options=options) as out:
-        stream = out.add_stream("pcm_s16le" if format == "wav" else "flac", rate=int(audio.sample_rate),
-                                layout=layout)
-        stream.format = "s16"
-        tb = Fraction(1, int(audio.sample_rate))
-        for pos in range(0, n, _CHUNK):
-            block = np.ascontiguousarray(to_int16(audio.samples[:, pos:pos + _CHUNK]).T).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(block, format="s16", layout=layout)
-            frame.sample_rate = int(audio.sample_rate)
-            frame.pts, frame.time_base = pos, tb
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    m = _Muxer(buf, format, audio.sample_rate, audio.channels)
+    m.write(audio.samples)
+    m.close()
     return buf.getvalue()
+
+
+def _format_of(path, format):
+    if format is None:
+        ext = os.path.splitext(os.fspath(path))[1].lower()
+        if ext not in WRITE_FORMATS:
+            raise InputError(f"cannot write {os.fspath(path)}: audio is written as {' or '.join(WRITE_FORMATS)} "
+                             f"(or pass format='wav' / 'flac')")
+        return WRITE_FORMATS[ext]
+    if format not in WRITE_FORMATS.values():
+        raise InputError(f"audio is written as {' or '.join(WRITE_FORMATS.values())}, not {format!r}")
+    return format
 
 
 def write(path, audio: Audio, force: bool = False, format: str | None = None) -> None:
@@ -588,15 +654,58 @@ def write(path, audio: Audio, force: bool = False, format: str | None = None) ->
     ``path``), atomically (:func:`codec.fileio.atomic_write`): the whole file or none."""
     from codec.fileio import atomic_write, check_output
 
-    path = os.fspath(path)
-    if format is None:
-        ext = os.path.splitext(path)[1].lower()
-        if ext not in WRITE_FORMATS:
-            raise InputError(f"cannot write {path}: audio is written as {' or '.join(WRITE_FORMATS)} "
-                             f"(or pass format='wav' / 'flac')")
-        format = WRITE_FORMATS[ext]
-    check_output(path, force)  # before the work
-    atomic_write(path, encode_file(audio, format), force)
+    format = _format_of(path, format)
+    check_output(os.fspath(path), force)  # before the work
+    atomic_write(os.fspath(path), encode_file(audio, format), force)
+
+
+class Writer:
+    """:func:`write` block by block (bounded memory): ``with Writer(path, rate, channels) as w:
+    w.write(samples)``; the file appears, whole, when the block ends without an error
+    (:func:`codec.fileio.atomic_path`), and not at all otherwise."""
+
+    def __init__(self, path, sample_rate: int, channels: int, force: bool = False, format: str | None = None):
+        from codec.fileio import check_output
+
+        self.path, self.force = os.fspath(path), force
+        self.format = _format_of(path, format)
+        self.rate, self.channels = check_rate(sample_rate), int(channels)
+        _check_channels(self.channels, "the output")
+        check_output(self.path, force)
+        self.samples = 0
+
+    def __enter__(self):
+        from codec.fileio import atomic_path
+
+        self._ctx = atomic_path(self.path, self.force)
+        tmp = self._ctx.__enter__()
+        try:
+            self._mux = _Muxer(tmp, self.format, self.rate, self.channels)
+        except BaseException:
+            self._ctx.__exit__(*__import__("sys").exc_info())
+            raise
+        return self
+
+    def write(self, samples) -> None:
+        samples = np.asarray(samples, np.float32)
+        if samples.ndim != 2 or samples.shape[0] != self.channels:
+            raise InputError(f"write takes [{self.channels}, n] samples, not {samples.shape}")
+        self._mux.write(np.clip(samples, -1, 1))
+        self.samples += samples.shape[1]
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self._mux.close()
+            else:
+                try:
+                    self._mux.out.close()
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    pass
+        except BaseException:
+            self._ctx.__exit__(*__import__("sys").exc_info())
+            raise
+        return self._ctx.__exit__(*exc)
 
 
 # ----------------------------------------------------------------------------- resampling
@@ -604,6 +713,74 @@ def resampled_length(n: int, from_rate: int, to_rate: int) -> int:
     """The length :func:`resample` gives: ``n * to_rate / from_rate`` rounded to the nearest
     integer, halves up (exact integer arithmetic; Python's ``round`` would take halves to even)."""
     return (2 * n * to_rate + from_rate) // (2 * from_rate)
+
+
+class Resampler:
+    """Streaming :func:`resample`: :meth:`push` blocks ``[channels, m]`` at ``from_rate``,
+    get what is ready at ``to_rate``; :meth:`finish` gives the rest.  The output equals
+    :func:`resample` of the whole signal however it is cut into blocks: exactly
+    :func:`resampled_length` samples in all (of the pushed total), clipped to [-1, 1]."""
+
+    def __init__(self, from_rate: int, to_rate: int, channels: int):
+        import av
+
+        self.sr, self.rate, self.ch = int(from_rate), int(to_rate), int(channels)
+        self.n_in, self.n_out = 0, 0  # pushed / given
+        self.same = self.sr == self.rate
+        if not self.same:
+            self.layout = _layout(self.ch)
+            # packed float32 in and out: PyAV mishandles planar frames of more than 8 channels
+            self.res = av.AudioResampler(format="flt", layout=self.layout, rate=self.rate, options=RESAMPLER_OPTIONS)
+            self.tb = Fraction(1, self.sr)
+        taps = int(RESAMPLER_OPTIONS["filter_size"])
+        self.pad = taps * max(1, -(-self.sr // self.rate)) + 64  # zeros after the end, in input samples
+        # output held back until the total is known (never more than the filter's reach past the input)
+        self.hold = taps * max(1, -(-self.rate // self.sr)) + 64
+        self.pending = []
+
+    def _feed(self, block) -> list:
+        import av
+
+        out = []
+        for pos in range(0, block.shape[1], _CHUNK):
+            part = block[:, pos:pos + _CHUNK]
+            packed = np.ascontiguousarray(np.asarray(part, np.float32).T).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=self.layout)
+            frame.sample_rate, frame.pts, frame.time_base = self.sr, self.n_in, self.tb
+            self.n_in += part.shape[1]
+            out += [f.to_ndarray().reshape(-1, self.ch).T for f in self.res.resample(frame)]
+        return out
+
+    def _take(self, arrays, final: int | None):
+        self.pending += [a for a in arrays if a.shape[1]]
+        have = sum(a.shape[1] for a in self.pending)
+        give = have - self.hold if final is None else final - self.n_out
+        if give <= 0 and final is None:
+            return np.zeros((self.ch, 0), np.float32)
+        y = np.concatenate(self.pending, 1) if self.pending else np.zeros((self.ch, 0), np.float32)
+        if final is not None and y.shape[1] < give:  # the flush came up short: the signal is zero there
+            y = np.concatenate([y, np.zeros((self.ch, give - y.shape[1]), np.float32)], 1)
+        out, rest = y[:, :give], y[:, give:]
+        self.pending = [rest] if final is None and rest.shape[1] else []
+        self.n_out += out.shape[1]
+        return np.clip(out, -1, 1)
+
+    def push(self, block) -> np.ndarray:
+        block = np.asarray(block, np.float32)
+        if self.same:
+            self.n_in += block.shape[1]
+            self.n_out += block.shape[1]
+            return block
+        return self._take(self._feed(block), None)
+
+    def finish(self) -> np.ndarray:
+        if self.same:
+            return np.zeros((self.ch, 0), np.float32)
+        n = self.n_in
+        arrays = self._feed(np.zeros((self.ch, self.pad), np.float32))
+        arrays += [f.to_ndarray().reshape(-1, self.ch).T for f in self.res.resample(None)]
+        self.n_in = n
+        return self._take(arrays, resampled_length(n, self.sr, self.rate))
 
 
 def resample(audio: Audio, rate: int) -> Audio:
@@ -616,62 +793,38 @@ def resample(audio: Audio, rate: int) -> Audio:
     the resampler is flushed and what it gives beyond the exact length is trimmed (on its
     own the flush can come up short: a few samples for a long input, all of them for one
     shorter than the filter).  The output is clipped to [-1, 1] (a sinc overshoots on
-    full-scale steps).  The same ``rate`` returns ``audio`` itself."""
-    import av
-
+    full-scale steps).  The same ``rate`` returns ``audio`` itself.  (:class:`Resampler`
+    does the same block by block.)"""
     audio = from_user(audio, limit=MAX_SAMPLES)  # what was read, at any limit
     rate = check_rate(rate, "the target rate")
-    sr = audio.sample_rate
-    if rate == sr:
+    if rate == audio.sample_rate:
         return audio
-    ch, n = audio.samples.shape
-    n_out = resampled_length(n, sr, rate)
-    layout = _layout(ch)
-    # packed float32 in and out: PyAV mishandles planar frames of more than 8 channels
-    res = av.AudioResampler(format="flt", layout=layout, rate=rate, options=RESAMPLER_OPTIONS)
-    out = np.zeros((ch, n_out), np.float32)
-    filled = 0
-    taps = int(RESAMPLER_OPTIONS["filter_size"])
-    pad = taps * max(1, -(-sr // rate)) + 64  # zeros after the end, in input samples
-    tb = Fraction(1, sr)
-
-    def take(frames):
-        nonlocal filled
-        for f in frames:
-            y = f.to_ndarray().reshape(-1, ch).T
-            k = min(y.shape[1], n_out - filled)
-            if k > 0:
-                out[:, filled:filled + k] = y[:, :k]
-                filled += k
-
-    def feed(block, pos):
-        packed = np.ascontiguousarray(np.asarray(block, np.float32).T).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=layout)
-        frame.sample_rate, frame.pts, frame.time_base = sr, pos, tb
-        take(res.resample(frame))
-
-    for pos in range(0, n, _CHUNK):
-        feed(audio.samples[:, pos:pos + _CHUNK], pos)
-    feed(np.zeros((ch, pad), np.float32), n)
-    take(res.resample(None))
-    np.clip(out, -1, 1, out=out)
+    r = Resampler(audio.sample_rate, rate, audio.channels)
+    out = np.concatenate([r.push(audio.samples), r.finish()], 1)
     return Audio(out, rate, audio.bit_depth)
 
 
 # ----------------------------------------------------------------------------- the codec's side
-def model_input(audio: Audio, device):
-    """What an audio model's ``compress`` takes: ``[1, channels, n]`` float32 in [-1, 1]."""
-    return audio.tensor(device)
+def checked_payload(model, c):
+    """The payload of container ``c`` for audio ``model``: its header must be the model's
+    and fit the stream's descriptor (length at the model's rate, channels); the chunks
+    and their sections are checked as they are decoded."""
+    from codec.container import ContainerError
+    from codec.models.payload import PayloadError
 
-
-def model_output(x_hat, info: AudioInfo) -> Audio:
-    """An audio model's (padded) reconstruction ``[1, channels, >= n]`` -> the :class:`Audio`
-    of ``info`` (cropped to its length, clipped to [-1, 1])."""
-    if x_hat.ndim != 3 or x_hat.shape[1] != info.channels or x_hat.shape[-1] < info.samples:
-        raise InputError(f"the model decoded {tuple(x_hat.shape)} samples for a {describe(info)} "
-                         f"([1, {info.channels}, {info.samples}])")
-    y = x_hat[0, :, : info.samples].detach().float().clamp(-1, 1).cpu().numpy()
-    return Audio(np.ascontiguousarray(y), info.sample_rate, info.bit_depth)
+    p = c.payload
+    try:
+        n, ch, *_ = model.parse_header(p.header)
+    except PayloadError as exc:
+        raise ContainerError(f"corrupt stream: {exc}") from None
+    want = resampled_length(c.media.samples, c.media.sample_rate, model.sample_rate)
+    if n != want or ch != c.media.channels:
+        raise ContainerError(f"the stream's model header ({n} samples, {ch} channels at {model.sample_rate} Hz) "
+                             f"does not fit its {describe(c.media)} (corrupt file)")
+    if len(p.sections) != len(model.section_kinds) * len(model.chunks(n, *model.parse_header(p.header)[3:])):
+        raise ContainerError(f"the stream has {len(p.sections)} sections, its {describe(c.media)} needs "
+                             f"{len(model.section_kinds)} a chunk (corrupt file)")
+    return p
 
 
 def check_work(info: AudioInfo, limit=None) -> None:

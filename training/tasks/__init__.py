@@ -140,3 +140,23 @@ class Task:
     def postfix(self, row: dict) -> dict:
         """What the progress bar shows of a train.csv row."""
         return {"loss": f"{row['loss']:.4g}"}
+
+
+def task_for(cfg) -> Task:
+    """The rate-distortion task of ``cfg``'s model: by the medium of its registry spec."""
+    if cfg.spec.modality == "audio":
+        from codec.training.tasks.audio_rd import AudioRDTask
+
+        return AudioRDTask(cfg)
+    from codec.training.tasks.image_rd import ImageRDTask
+
+    return ImageRDTask(cfg)
+
+
+def train(cfg, resume=None, stop_at: int | None = None, quiet: bool = False):
+    """Train ``cfg`` (the task of :func:`task_for` in :func:`codec.training.loop.run_task`);
+    ``resume``: a checkpoint path, a run folder, or ``"auto"``; ``stop_at``: save and return
+    at this step."""
+    from codec.training.loop import run_task
+
+    return run_task(task_for(cfg), resume=resume, stop_at=stop_at, quiet=quiet)

@@ -1,0 +1,418 @@
+"""Audio models: a wavelet packet transform around a shallow autoencoder, with a learned
+entropy model (WaLLoC-style, Jacobellis et al., "Learned Compression for Compressed
+Learning", plus what WaLLoC lacks: a hyperprior coded through the exact index path and
+the rate in the loss).
+
+One signal type: a waveform ``[B, 1, n]`` float in [-1, 1] at :attr:`AudioModel.sample_rate`.
+
+- :class:`WaveletPacket` - ``levels`` levels of a CDF 9/7 wavelet packet (lifting, whole-
+  sample symmetric extension at both ends): ``[B, 1, n] -> [B, 2**levels, n / 2**levels]``,
+  invertible to rounding error (the transform itself loses nothing);
+- a light analysis (three 1-D convolutions on the subbands) to a latent ``y`` of ``M``
+  channels at ``sample_rate / 2**levels`` frames a second; a heavier synthesis (dilated
+  residual blocks) back to the subbands;
+- the latent codec is the image models' (:mod:`codec.models.latent_codecs`): gain units
+  around a mean-scale hyperprior; a latent is carried as ``[B, M, 1, frames]`` so that the
+  hyper-transforms are ``(1, k)`` convolutions that run as exact integer networks.
+
+Coding (:meth:`AudioModel.compress`) cuts the signal into chunks of :attr:`hop` samples;
+each chunk is coded on its own, with :attr:`context` samples of the neighbouring audio on
+either side, so any chunk decodes alone (random access) and neighbours are cross-faded
+over their ``2 * context`` shared samples (no clicks at chunk boundaries).  Stereo is
+coded as mid and side; other channel counts as independent channels.  A chunk's
+channels are one batch: one hyper-latent and one latent section per chunk, both with the
+chunk's number as their index (the first with the random-access flag).
+"""
+from __future__ import annotations
+
+import math
+import struct
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from codec.models.integer import exact_mode
+from codec.models.latent_codecs import GainLatentCodec, HyperpriorLatentCodec
+from codec.models.payload import FLAG_KEY, Payload, PayloadError, Section
+
+# CDF 9/7 lifting constants (Daubechies & Sweldens 1998)
+_ALPHA, _BETA, _GAMMA, _DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
+_ZETA = 1.149604398860241
+
+
+def _next(s):  # s[n + 1], with s[N] = s[N - 1] (whole-sample symmetric extension on the right)
+    return torch.cat([s[..., 1:], s[..., -1:]], -1)
+
+
+def _prev(d):  # d[n - 1], with d[-1] = d[0] (whole-sample symmetric extension on the left)
+    return torch.cat([d[..., :1], d[..., :-1]], -1)
+
+
+def dwt97(x):
+    """One level of the CDF 9/7 wavelet: ``[..., 2n] -> ([..., n] low, [..., n] high)``."""
+    s, d = x[..., 0::2], x[..., 1::2]
+    d = d + _ALPHA * (s + _next(s))
+    s = s + _BETA * (_prev(d) + d)
+    d = d + _GAMMA * (s + _next(s))
+    s = s + _DELTA * (_prev(d) + d)
+    return s * _ZETA, d / _ZETA
+
+
+def idwt97(s, d):
+    """The inverse of :func:`dwt97`."""
+    s, d = s / _ZETA, d * _ZETA
+    s = s - _DELTA * (_prev(d) + d)
+    d = d - _GAMMA * (s + _next(s))
+    s = s - _BETA * (_prev(d) + d)
+    d = d - _ALPHA * (s + _next(s))
+    return torch.stack([s, d], -1).flatten(-2)
+
+
+class WaveletPacket(nn.Module):
+    """A full wavelet packet of ``levels`` levels: every band is split again."""
+
+    def __init__(self, levels: int):
+        super().__init__()
+        self.levels = levels
+
+    @property
+    def bands(self) -> int:
+        return 1 << self.levels
+
+    def forward(self, x):  # [B, 1, n] -> [B, 2**levels, n / 2**levels]
+        if x.shape[-1] % self.bands:
+            raise ValueError(f"a {self.levels}-level packet needs a multiple of {self.bands} samples")
+        for _ in range(self.levels):
+            lo, hi = dwt97(x)
+            x = torch.stack([lo, hi], 2).flatten(1, 2)  # band b -> bands 2b, 2b + 1
+        return x
+
+    def inverse(self, c):  # [B, 2**levels, m] -> [B, 1, m * 2**levels]
+        for _ in range(self.levels):
+            B, C, m = c.shape
+            c = c.view(B, C // 2, 2, m)
+            c = idwt97(c[:, :, 0], c[:, :, 1])
+        return c
+
+
+class _Residual(nn.Module):
+    def __init__(self, ch: int, dilation: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(ch, ch, 3, padding=dilation, dilation=dilation)
+        self.conv2 = nn.Conv1d(ch, ch, 1)
+
+    def forward(self, x):
+        return x + self.conv2(F.gelu(self.conv1(F.gelu(x))))
+
+
+def _conv(i, o, k, s=1):  # a (1, k) convolution on [B, C, 1, T]
+    return nn.Conv2d(i, o, (1, k), stride=(1, s), padding=(0, k // 2))
+
+
+def _deconv(i, o, k=5, s=2):
+    return nn.ConvTranspose2d(i, o, (1, k), stride=(1, s), padding=(0, k // 2), output_padding=(0, s - 1))
+
+
+class AudioModel(nn.Module):
+    """Wavelet packet -> light analysis -> latent codec -> heavy synthesis -> inverse packet.
+
+    ``compress(x, quality) -> Payload`` takes ``[channels, n]`` (or ``[1, channels, n]``)
+    float samples at :attr:`sample_rate`; ``decompress(payload, quality)`` returns
+    ``[channels, n]``; :meth:`decode_chunks` yields the same in pieces (bounded memory).
+    """
+
+    modality = "audio"
+    variable_rate = True
+    quality = None
+    sample_rate = 32_000
+    multiple = 128  # samples: coded lengths are multiples of this (4 frames of 2**wavelet_levels)
+    # the model header: samples per channel (at sample_rate), channels, channel mode,
+    # samples per chunk (hop), context samples on each side of a chunk
+    _HEADER = struct.Struct("<QHBII")
+    MID_SIDE, INDEPENDENT = 0, 1
+    MAX_CHUNK = 1 << 22
+    #: channels beyond stereo are coded one by one; more than this is refused
+    max_channels = 8
+
+    def __init__(self, M=24, N=192, E=128, levels=8, wavelet_levels=5, blocks=6, hyper=64, z=16,
+                 hop=320_000, context=1024):
+        super().__init__()
+        self.M, self.levels = M, levels
+        self.packet = WaveletPacket(wavelet_levels)
+        b = self.packet.bands
+        self.frame = b  # samples per latent frame
+        if 4 * b != self.multiple:  # the hyper-latent halves the frames twice
+            raise ValueError(f"wavelet_levels must be 5 (frames of {self.multiple // 4} samples)")
+        self.hop, self.context = hop, context
+        if hop % self.multiple or context % (self.multiple // 2) or not 0 < context <= hop // 2:
+            raise ValueError(f"hop must be a multiple of {self.multiple} and context of {self.multiple // 2}")
+        self.g_a = nn.Sequential(nn.Conv1d(b, E, 5, padding=2), nn.GELU(), nn.Conv1d(E, E, 3, padding=1),
+                                 nn.GELU(), nn.Conv1d(E, M, 3, padding=1))
+        dil = [1, 3, 9, 1, 3, 9][:blocks]
+        self.g_s = nn.Sequential(nn.Conv1d(M, N, 3, padding=1), *[_Residual(N, d) for d in dil], nn.GELU(),
+                                 nn.Conv1d(N, b, 5, padding=2))
+        h_a = nn.Sequential(_conv(M, hyper, 3), nn.ReLU(inplace=True), _conv(hyper, hyper, 5, 2),
+                            nn.ReLU(inplace=True), _conv(hyper, z, 5, 2))
+        h_s = nn.Sequential(_deconv(z, hyper), nn.ReLU(inplace=True), _deconv(hyper, M * 3 // 2),
+                            nn.ReLU(inplace=True), _conv(M * 3 // 2, 2 * M, 3))
+        self.latent_codec = GainLatentCodec(HyperpriorLatentCodec(h_a, h_s, z, mean=True), M, levels)
+
+    # -- transforms -------------------------------------------------------------------
+    @property
+    def section_kinds(self) -> tuple:
+        return self.latent_codec.kinds
+
+    def analysis(self, x):  # [B, 1, n] -> [B, M, 1, n / frame]
+        return self.g_a(self.packet(x)).unsqueeze(2)
+
+    def synthesis(self, y_hat):  # [B, M, 1, m] -> [B, 1, m * frame]
+        return self.packet.inverse(self.g_s(y_hat.squeeze(2)))
+
+    def forward(self, x, quality):
+        """Training: ``x`` ``[B, 1, n]`` (``n`` a multiple of :attr:`multiple`), ``quality`` a
+        float or ``[B]`` -> ``{"x_hat", "likelihoods"}``."""
+        out = self.latent_codec(self.analysis(x), quality)
+        return {"x_hat": self.synthesis(out["y_hat"]), "likelihoods": out["likelihoods"]}
+
+    def aux_loss(self):
+        return self.latent_codec.aux_loss()
+
+    def freeze(self):
+        self.latent_codec.freeze()
+
+    def frozen_state(self) -> dict:
+        return self.latent_codec.frozen_state("frozen.")
+
+    def load_frozen(self, state: dict):
+        self.latent_codec.load_frozen(state, "frozen.")
+
+    @torch.no_grad()
+    def synthesize(self, y_hat):
+        """The synthesis as decoding runs it (tests: decoded samples = this of the coded latents)."""
+        with exact_mode():
+            return self.synthesis(y_hat)
+
+    # -- chunks ------------------------------------------------------------------------
+    def chunks(self, n: int, hop: int | None = None, context: int | None = None) -> list:
+        """``(start, core, coded)`` of each chunk of a signal of ``n`` samples: the chunk
+        codes ``coded`` samples from ``start - context`` (zeros outside the signal); its
+        ``core`` samples from ``start`` are its own, the rest it shares with neighbours."""
+        hop = self.hop if hop is None else hop
+        context = self.context if context is None else context
+        out = []
+        for start in range(0, n, hop):
+            core = min(hop, n - start)
+            coded = -(-core // self.multiple) * self.multiple + 2 * context
+            out.append((start, core, coded))
+        return out
+
+    @staticmethod
+    def _mix(x):
+        """``[C, n]`` -> the coded channels (mid/side for stereo) and the channel mode."""
+        if x.shape[0] == 2:
+            return torch.stack([(x[0] + x[1]) / 2, (x[0] - x[1]) / 2]), AudioModel.MID_SIDE
+        return x, AudioModel.INDEPENDENT
+
+    @staticmethod
+    def _unmix(c, mode):
+        if mode == AudioModel.MID_SIDE:
+            return torch.stack([c[0] + c[1], c[0] - c[1]])
+        return c
+
+    def _segment(self, x, start, coded, context):
+        """Samples ``start - context ..`` of ``x`` (``[C, n]``), ``coded`` of them, zeros outside."""
+        lo, hi = start - context, start - context + coded
+        seg = x[:, max(lo, 0):min(hi, x.shape[1])]
+        return F.pad(seg, (max(0, -lo), max(0, hi - x.shape[1])))
+
+    def header(self, n: int, channels: int, mode: int) -> bytes:
+        return self._HEADER.pack(n, channels, mode, self.hop, self.context)
+
+    def parse_header(self, header: bytes) -> tuple:
+        """``(samples, channels, mode, hop, context)`` of a payload header, checked."""
+        if len(header) != self._HEADER.size:
+            raise PayloadError(f"an audio model's header has {self._HEADER.size} bytes, not {len(header)}")
+        n, ch, mode, hop, context = self._HEADER.unpack(header)
+        if n < 1 or not 1 <= ch <= self.max_channels or mode not in (self.MID_SIDE, self.INDEPENDENT) or (mode == self.MID_SIDE) != (ch == 2):
+            raise PayloadError(f"invalid audio header: {n} samples, {ch} channels, channel mode {mode}")
+        # at most the model's own chunk: a small stream cannot ask for a huge chunk's activations
+        if not (0 < hop <= min(self.hop, self.MAX_CHUNK) and hop % self.multiple == 0 and 0 < context <= hop // 2
+                and context % (self.multiple // 2) == 0):
+            raise PayloadError(f"invalid audio chunking: {hop} samples a chunk, {context} of context")
+        return n, ch, mode, hop, context
+
+    # -- coding ---------------------------------------------------------------------------
+    def encoder(self, channels: int, quality) -> "StreamEncoder":
+        """A :class:`StreamEncoder`: push blocks of a signal of ``channels`` channels, get a Payload."""
+        return StreamEncoder(self, channels, quality)
+
+    @torch.no_grad()
+    def compress(self, x, quality) -> Payload:
+        """``x``: ``[channels, n]`` (or ``[1, channels, n]``) at :attr:`sample_rate` -> :class:`Payload`
+        (the same bytes as pushing ``x`` through :meth:`encoder` in blocks of any size)."""
+        if x.dim() == 3 and x.shape[0] == 1:
+            x = x[0]
+        if x.dim() != 2 or x.shape[1] < 1:
+            raise ValueError(f"compress takes a waveform [channels, n], got {tuple(x.shape)}")
+        enc = self.encoder(x.shape[0], quality)
+        enc.push(x)
+        return enc.finish()
+
+    @torch.no_grad()
+    def compress_chunk(self, seg, quality, index: int) -> list:
+        """One chunk ``[C, coded]`` (coded channels) -> its sections."""
+        with exact_mode():
+            y = self.analysis(seg[:, None])
+            streams, _ = self.latent_codec.compress(y, quality)
+        return [Section(kind, s, index, FLAG_KEY if i == 0 else 0)
+                for i, (kind, s) in enumerate(zip(self.section_kinds, streams))]
+
+    @torch.no_grad()
+    def decode_chunk(self, streams, channels: int, coded: int, quality, device="cpu"):
+        """One chunk's streams -> its coded channels ``[C, coded]``."""
+        with exact_mode():
+            shape = (channels, self.M, 1, coded // self.frame)
+            y_hat = self.latent_codec.decompress(streams, shape, quality, device=device)
+            return self.synthesis(y_hat.to(device))[:, 0]
+
+    def _fade(self, n: int, device):
+        """The rising half of a raised cosine over ``n`` samples (the falling one is 1 minus it)."""
+        t = (torch.arange(n, device=device, dtype=torch.float64) + 0.5) / n
+        return (0.5 - 0.5 * torch.cos(math.pi * t)).float()
+
+    @torch.no_grad()
+    def decode_chunks(self, payload: Payload, quality, device="cpu", first: int = 0, last: int | None = None):
+        """Yield ``(start, samples [channels, m])``: the decoded signal in order, one chunk at
+        a time.  With ``first``/``last`` only those chunks are decoded; the samples given
+        are then those that equal a full decode: from the end of the samples chunk
+        ``first`` shares with its predecessor (from 0 for the first chunk) to the start
+        of those chunk ``last`` shares with its successor (to the end for the last)."""
+        n, ch, mode, hop, context = self.parse_header(payload.header)
+        plan = self.chunks(n, hop, context)
+        by_chunk = {}
+        for s in payload.sections:
+            by_chunk.setdefault(s.index, []).append(s)
+        if sorted(by_chunk) != list(range(len(plan))):
+            raise PayloadError(f"the stream's chunks do not match its header ({len(plan)} chunks)")
+        last = len(plan) - 1 if last is None else last
+        if not 0 <= first <= last < len(plan):
+            raise ValueError(f"chunks {first}..{last} of {len(plan)}")
+        fade = self._fade(2 * context, device)
+        coded_ch = 2 if mode == self.MID_SIDE else ch
+        tail = None  # the previous chunk's 2 context samples shared with this one
+        for k in range(first, last + 1):
+            start, core, coded = plan[k]
+            secs = by_chunk[k]
+            kinds = tuple(s.kind for s in secs)
+            if kinds != tuple(self.section_kinds):
+                raise PayloadError(f"chunk {k} has sections {', '.join(kinds) or '(none)'}, the model writes "
+                                   f"{', '.join(self.section_kinds)}")
+            rec = self._unmix(self.decode_chunk([s.data for s in secs], coded_ch, coded, quality, device), mode)
+            t0 = start - context  # the time of rec[:, 0]
+            if tail is not None:
+                yield from self._emit(n, t0, tail * (1 - fade) + rec[:, :2 * context] * fade)
+                j0 = 2 * context
+            else:
+                j0 = context if k == 0 else 2 * context
+            if k < last:
+                j1, tail = core, rec[:, core:core + 2 * context]
+            else:
+                j1 = core + context if k == len(plan) - 1 else core
+            yield from self._emit(n, t0 + j0, rec[:, j0:j1])
+
+    @staticmethod
+    def _emit(n, t, block):
+        block = block[:, : max(0, n - t)]
+        if block.shape[1]:
+            yield t, block
+
+    def chunk_range(self, header: bytes, t0: int, t1: int) -> tuple:
+        """The chunks :meth:`decode_chunks` needs to give samples ``t0..t1-1`` exactly as a full decode."""
+        n, _, _, hop, context = self.parse_header(header)
+        plan = self.chunks(n, hop, context)
+        first = min(len(plan) - 1, max(0, t0 // hop))
+        if first > 0 and t0 < plan[first][0] + context:
+            first -= 1
+        last = min(len(plan) - 1, max(first, (max(t1, 1) - 1) // hop))
+        if last < len(plan) - 1 and t1 > plan[last][0] + plan[last][1] - context:
+            last += 1
+        return first, last
+
+    @torch.no_grad()
+    def decompress(self, payload: Payload, quality, device="cpu"):
+        """:class:`Payload` -> ``[channels, n]`` float (not clipped)."""
+        n, ch, *_ = self.parse_header(payload.header)
+        out = torch.zeros(ch, n, device=device)
+        for start, block in self.decode_chunks(payload, quality, device):
+            out[:, start:start + block.shape[1]] = block
+        return out
+
+
+class Chunker:
+    """Cuts a signal pushed in blocks of any size into the chunks :meth:`AudioModel.compress`
+    codes: :meth:`push` and :meth:`finish` return ``(k, segment)`` pairs, ``segment`` the
+    coded channels ``[C, coded]`` of chunk ``k`` (its samples from ``start - context``,
+    zeros outside the signal).  Holds at most one chunk and its context of samples."""
+
+    def __init__(self, model: AudioModel, channels: int):
+        self.m, self.channels = model, int(channels)
+        self.mode = model.MID_SIDE if self.channels == 2 else model.INDEPENDENT
+        self.coded_channels = 2 if self.mode == model.MID_SIDE else self.channels
+        self.buf = torch.zeros(self.coded_channels, model.context)  # from time -context: zeros before the signal
+        self.k, self.n = 0, 0
+
+    def push(self, x) -> list:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.dim() != 2 or x.shape[0] != self.channels:
+            raise ValueError(f"push takes [{self.channels}, m] samples, got {tuple(x.shape)}")
+        out = []
+        if not x.shape[1]:
+            return out
+        c, _ = self.m._mix(x)
+        self.buf = torch.cat([self.buf, c.to(self.buf.device)], 1)
+        self.n += x.shape[1]
+        H, P = self.m.hop, self.m.context
+        while self.buf.shape[1] >= H + 2 * P:  # chunk k is whole, with its right context
+            out.append((self.k, self.buf[:, :H + 2 * P]))
+            self.buf = self.buf[:, H:].clone()
+            self.k += 1
+        return out
+
+    def finish(self) -> list:
+        if self.n < 1:
+            raise ValueError("no samples were pushed")
+        out = []
+        for start, core, coded in self.m.chunks(self.n)[self.k:]:
+            seg = self.buf[:, :coded]
+            out.append((self.k, F.pad(seg, (0, coded - seg.shape[1]))))
+            self.buf = self.buf[:, self.m.hop:]
+            self.k += 1
+        return out
+
+    def header(self) -> bytes:
+        return self.m.header(self.n, self.channels, self.mode)
+
+
+class StreamEncoder:
+    """Chunked encoding with bounded memory: :meth:`push` blocks ``[channels, m]`` (any
+    sizes) at the model's rate; each chunk is coded as soon as its samples and its right
+    context are in (:class:`Chunker`); :meth:`finish` codes the rest and returns the
+    :class:`Payload`.  Holds one chunk of samples and the coded sections."""
+
+    def __init__(self, model: AudioModel, channels: int, quality):
+        self.m, self.q = model, quality
+        self.chunker = Chunker(model, channels)
+        self.sections = []
+
+    def _code(self, pairs):
+        dev = next(self.m.parameters()).device
+        for k, seg in pairs:
+            self.sections += self.m.compress_chunk(seg.to(dev), self.q, k)
+
+    def push(self, x) -> None:
+        self._code(self.chunker.push(x))
+
+    def finish(self) -> Payload:
+        self._code(self.chunker.finish())
+        return Payload(self.sections, self.chunker.header())

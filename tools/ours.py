@@ -1,0 +1,159 @@
+"""``ours:MODEL``: this project's codec in ``codec eval``, for a model of any medium.
+
+The codec goes through the public API only (``codec.encode`` / ``codec.decode``), so the
+rate counts every byte of the container stream (headers included).  The medium of the
+run is the model's (``codec.models.registry.get_spec(MODEL).modality``): an image model
+codes the images of a folder (decoded to 8-bit RGB, ``output="numpy"``), an audio model its
+audio files (:class:`codec.media.audio.Audio` in, an ``Audio`` at the item's rate and
+length out).  A model the registry does not know (a stand-in behind a patched API) is taken
+as an image model, as before audio existed.
+
+Default qualities (when ``--codec ours:MODEL`` gives none): the whole numbers of the model's
+quality range (``1,2,...,8`` for the variable-rate ``mean-scale-vr`` and ``wavelet-audio``
+and for models with levels 1..8).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from codec.errors import CodecError
+from codec.tools.registry import Codec, register_codec
+
+__all__ = ["Ours", "model_medium", "default_grid"]
+
+
+def _int_or_float(text: str):
+    """``"4"`` -> 4, ``"2.5"`` -> 2.5 (qualities of fixed- and variable-rate models; rounded
+    to 0.01 as the codec takes them, so that results name the quality that was coded)."""
+    v = round(float(text), 2)
+    return int(v) if v.is_integer() else v
+
+
+def _spec(model: str):
+    """The registry's spec of ``model``, or None when the registry does not know it."""
+    try:
+        from codec.models import registry
+    except ImportError:  # pragma: no cover - a partial install
+        return None
+    try:
+        return registry.get_spec(model)
+    except KeyError:  # UnknownModelError
+        return None
+
+
+def model_medium(model: str) -> str:
+    """The medium ``model`` codes (its registry spec's ``modality``; ``"image"`` if unknown)."""
+    spec = _spec(model)
+    return getattr(spec, "modality", None) or "image"
+
+
+def default_grid(model: str) -> tuple:
+    """The whole qualities of the model's range (``()`` when the registry does not know it)."""
+    q = getattr(_spec(model), "quality", None)
+    if q is None:
+        return ()
+    return tuple(range(math.ceil(q.lo), math.floor(q.hi) + 1))
+
+
+def _probe(medium: str):
+    """A small fixed item of ``medium`` whose streams identify a model's weights."""
+    if medium == "audio":
+        from codec.media.audio import Audio
+
+        rate = 16000
+        t = np.arange(rate // 2) / rate  # 0.5 s, mono: a harmonic tone under a 4 Hz envelope
+        x = 0.3 * (0.5 - 0.5 * np.cos(2 * np.pi * 4 * t)) * sum(np.sin(2 * np.pi * 150 * k * t) / k
+                                                                for k in range(1, 9))
+        return Audio(x[None].astype(np.float32), rate)
+    yy, xx = np.mgrid[0:64, 0:64]
+    return np.stack([xx * 4, yy * 4, (xx + yy) * 2], axis=-1).astype(np.uint8)
+
+
+@register_codec("ours")
+class Ours(Codec):
+    """This project's codec through its public API (``codec.encode`` / ``codec.decode``), for
+    an image or an audio model (module docstring)."""
+
+    display_name = "ours"
+    takes_arg = True
+    arg_name = "MODEL"
+    #: the class's medium, for listings; an instance has its model's
+    media = "image"
+    media_label = "the model's medium: image or audio"
+    #: (unchanged since image-only days: it is in info(), so in the fingerprint of resumed runs)
+    quality_meaning = ("quality of the model: whole numbers for fixed-rate models, any value in the range "
+                       "(steps of 0.01) for variable-rate ones (see 'codec models')")
+    default_label = "the whole numbers of the model's range (1,2,...,8 for a model of quality 1..8)"
+    quality_type = staticmethod(_int_or_float)
+    quality_range = (0, 1000)
+    default_qualities = ()
+    bits_counted = "bytes returned by codec.encode (the project's container, headers included)"
+
+    def __init__(self, model: str) -> None:
+        import codec as api
+
+        missing = [f for f in ("encode", "decode", "list_models") if not callable(getattr(api, f, None))]
+        if missing:
+            raise CodecError(f"ours:{model}: the codec API is not available in this install "
+                             f"(codec.{', codec.'.join(missing)} missing)")
+        models = list(api.list_models())
+        if model not in models:
+            raise CodecError(f"ours: unknown model {model!r}; available: {', '.join(models) or '(none)'}")
+        self.model = model
+        self.media = model_medium(model)
+        self.default_qualities = default_grid(model)
+        self.key = f"ours-{model}"
+        self.display_name = f"ours ({model})"
+        self.device = os.environ.get("CODEC_EVAL_DEVICE") or None
+        self.probe = ""
+
+    def prepare(self, qualities) -> None:
+        """Identify the exact model: hash the streams of a fixed probe (a 64x64 image, or
+        0.5 s of a 16 kHz tone) at every quality, so that resuming never mixes points from
+        different weights."""
+        import codec as api
+
+        probe = _probe(self.media)
+        h = hashlib.sha1()
+        for q in qualities:
+            h.update(api.encode(probe, model=self.model, quality=q, device=self.device))
+        self.probe = h.hexdigest()[:16]
+
+    def encode(self, item, quality) -> bytes:
+        import codec as api
+
+        data = api.encode(item, model=self.model, quality=quality, device=self.device)
+        if not isinstance(data, (bytes, bytearray)):
+            raise CodecError(f"{self.key}: codec.encode returned {type(data).__name__}, expected bytes")
+        return bytes(data)
+
+    def decode(self, data: bytes, item: Any):
+        import codec as api
+
+        if self.media == "image":
+            return api.decode(data, device=self.device, output="numpy")
+        return api.decode(data, device=self.device)  # audio: an Audio at the stream's rate and length
+
+    def info(self) -> dict[str, Any]:
+        import codec as api
+
+        out = {
+            "library": f"codec {api.__version__}",
+            "model": self.model,
+            "device": self.device or "default",
+            "probe_streams_sha1": self.probe,
+        }
+        # images: the same keys as before audio existed (the fingerprint of earlier runs stays valid)
+        if self.media == "image":
+            out["chroma"] = "RGB (model input)"
+        else:
+            out["medium"] = self.media
+            out["channels"] = "as the item's (codec.encode takes the Audio as read; the model resamples as it needs)"
+        out["quality"] = self.quality_meaning
+        out["bits_counted"] = self.bits_counted
+        return out

@@ -1,0 +1,294 @@
+"""Rate-distortion training of a registry audio model (``codec train`` with an audio model).
+
+The objective of one step, on random excerpts of ``data.crop`` samples at the model's
+rate (mono: every channel of every file is an item; stereo files give their mid and
+side, as the codec codes them):
+
+- loss ``lambda * (log-mel distance + loss.mse_weight * MSE) + bits per sample``, the
+  bits from the likelihoods, the log-mel distance the multi-resolution one of
+  :func:`codec.media.audio_metrics.mel_distance` (differentiable here, on torch.stft);
+  plus the auxiliary loss of the factorized densities' quantiles;
+- every excerpt gets a random quality, uniform over the model's range, and the lambda
+  interpolated log-linearly between its levels' lambdas (gain units);
+- a random gain of -20..0 dB per excerpt (what is coded does not depend on loudness).
+
+Files are decoded and resampled once (:mod:`codec.media.audio`) and held in memory;
+``data.holdout`` files are left out of training.  Every excerpt is a pure function of
+``(seed, step, rank, item)``, so a resumed run sees the same batches.
+
+Validation codes the first :data:`VAL_SECONDS` of every held-out file for real at each
+level (``model.compress -> Payload``): kbps from the payload's bytes, the log-mel
+distance and SI-SDR of the decoded signal.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from codec.training.config import Config
+from codec.training.logs import log
+from codec.training.models import build_model, init_weights
+from codec.training.tasks import Context, ParamGroup, Task
+from codec.training.tasks.image_rd import sample_qualities, split_parameters
+
+VAL_SECONDS = 15.0
+MIN_ITEM_SECONDS = 0.25
+
+
+def list_audio(folders, what="data.train") -> list[Path]:
+    """Audio files (by extension, :data:`codec.media.AUDIO_EXTENSIONS`) under ``folders``, sorted."""
+    from codec.media import AUDIO_EXTENSIONS
+
+    files = []
+    for folder in folders:
+        p = Path(folder)
+        if p.is_file():
+            files.append(p)
+            continue
+        if not p.is_dir():
+            raise ValueError(f"{what}: no such folder: {folder}")
+        files += [f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()]
+    if not files:
+        raise ValueError(f"{what}: no audio files in {', '.join(map(str, folders))}")
+    return sorted(files)
+
+
+def load_items(path, rate: int) -> list[np.ndarray]:
+    """The mono items of one file at ``rate``: its channel, or mid and side of a stereo file."""
+    from codec.media import audio as A
+
+    a = A.resample(A.read(path), rate)
+    x = a.samples
+    if x.shape[0] == 2:
+        return [(x[0] + x[1]) / 2, (x[0] - x[1]) / 2]
+    return [c for c in x]
+
+
+class MelDistance(nn.Module):
+    """Differentiable multi-resolution log-mel distance: the definition of
+    :func:`codec.media.audio_metrics.mel_distance` on batches ``[B, 1, n]``; ``[B]``."""
+
+    def __init__(self, rate: int):
+        super().__init__()
+        from codec.media.audio_metrics import MEL_FFT_SIZES, mel_filterbank
+
+        self.sizes = MEL_FFT_SIZES
+        for n_fft in self.sizes:
+            self.register_buffer(f"fb{n_fft}", mel_filterbank(rate, n_fft, n_fft // 16), persistent=False)
+            self.register_buffer(f"win{n_fft}", torch.hann_window(n_fft, periodic=True), persistent=False)
+
+    def _log_mel(self, x, n_fft):
+        from codec.media.audio_metrics import MEL_EPS
+
+        win = getattr(self, f"win{n_fft}")
+        spec = torch.stft(x, n_fft, hop_length=n_fft // 4, window=win, center=True, pad_mode="constant",
+                          return_complex=True)
+        mag = (spec.real.square() + spec.imag.square() + 1e-12).sqrt() / float(win.sum())
+        return torch.log10((getattr(self, f"fb{n_fft}") @ mag).clamp_min(MEL_EPS))
+
+    def forward(self, x_hat, x):
+        a, b = x_hat.flatten(1).float(), x.flatten(1).float()
+        return sum((self._log_mel(a, n) - self._log_mel(b, n)).abs().flatten(1).mean(1) for n in self.sizes) \
+            / len(self.sizes)
+
+
+class AudioRDForward(nn.Module):
+    def __init__(self, model: nn.Module, mel: MelDistance):
+        super().__init__()
+        self.model, self.mel = model, mel
+
+    def forward(self, x, quality):
+        out = self.model(x, quality)
+        return {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"], "aux": self.model.aux_loss(),
+                "mel": self.mel(out["x_hat"], x)}
+
+
+class AudioRDTask(Task):
+    """Rate-distortion training of an audio model (see the module docstring)."""
+
+    name = "audio-rd"
+    sums = ("loss", "bps", "mse", "mel", "aux")
+    train_fields = ("epoch", "loss", "kbps", "bps", "mse", "mel", "aux")
+    val_fields = ("quality", "loss", "kbps", "kbps_est", "mel", "si_sdr", "snr", "seconds_audio", "bytes")
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg.validate()
+        self.optim, self.run = cfg.optim, cfg.run
+        self.spec = cfg.spec
+        self.arch_kwargs = {**self.spec.kwargs, **cfg.model.arch_kwargs}
+        self.points = tuple((float(q), lam) for q, lam in enumerate(cfg.lambdas, start=1))
+        self.rate = self.spec.arch_class().sample_rate
+        self.items, self.val_items, self.files = [], [], []
+        self.mel = None
+
+    @property
+    def out_dir(self):
+        return self.cfg.out_dir
+
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.val_items)
+
+    def config(self) -> dict:
+        return self.cfg.resolved()
+
+    def arch(self) -> dict:
+        return {"name": self.cfg.model.name, "quality": self.cfg.model.quality, "arch_kwargs": self.arch_kwargs}
+
+    def check_resume(self, ck: dict) -> None:
+        a = ck["arch"]
+        if a["name"] != self.cfg.model.name or {**a["arch_kwargs"]} != self.arch_kwargs:
+            raise ValueError(f"checkpoint {ck['path']} holds model '{a['name']}' {a['arch_kwargs']}, "
+                             f"the config asks for '{self.cfg.model.name}' {self.arch_kwargs}")
+
+    # -- data -----------------------------------------------------------------------
+    def prepare(self, ctx: Context) -> None:
+        d = self.cfg.data
+        held = [Path(p).resolve() for p in (d.holdout or [])]
+        for p in held:
+            if not p.is_file():
+                raise ValueError(f"data.holdout: no such file: {p}")
+        self.files = [f for f in list_audio(d.train) if f.resolve() not in held]
+        if not self.files:
+            raise ValueError("data.train: every file is held out")
+        self.items = [it for f in self.files for it in load_items(f, self.rate)
+                      if it.shape[0] >= MIN_ITEM_SECONDS * self.rate]
+        from codec.media import audio as A
+
+        n_val = int(VAL_SECONDS * self.rate)
+        self.val_items = [(p.name, torch.from_numpy(np.ascontiguousarray(
+            A.resample(A.read(p), self.rate).samples[:, :n_val]))) for p in held]
+        lengths = np.array([len(it) for it in self.items], np.float64)
+        self.weights = lengths / lengths.sum()
+        self.seconds = float(lengths.sum()) / self.rate
+
+    def batch(self, step: int, rank: int) -> torch.Tensor:
+        """The excerpts of ``step`` on ``rank``: ``[B, 1, crop]`` (a pure function of the seed, step and rank)."""
+        d = self.cfg.data
+        g = np.random.default_rng([self.run.seed, 0xA0D10, step, rank])
+        out = np.zeros((d.batch_size, 1, d.crop), np.float32)
+        for b, i in enumerate(g.choice(len(self.items), size=d.batch_size, p=self.weights)):
+            it = self.items[i]
+            n = len(it)
+            if n >= d.crop:
+                o = int(g.integers(0, n - d.crop + 1))
+                seg = it[o:o + d.crop]
+            else:
+                o = int(g.integers(0, d.crop - n + 1))
+                seg = np.zeros(d.crop, np.float32)
+                seg[o:o + n] = it
+            out[b, 0] = seg * np.float32(10 ** (-g.uniform(0, 20) / 20))
+        return torch.from_numpy(out)
+
+    def batches(self, start: int, stop: int, ctx: Context):
+        for s in range(start, stop):
+            yield self.batch(s, ctx.rank)
+
+    # -- model ----------------------------------------------------------------------
+    def build(self, ctx: Context, init: bool) -> nn.Module:
+        cfg = self.cfg
+        model, _ = build_model(cfg.model.name, cfg.model.arch_kwargs)
+        model.latent_codec.init_gains([lam for _, lam in self.points], ref=cfg.model.quality)
+        if cfg.model.init is not None and init:
+            n_in, n_kept = init_weights(model, cfg.model.init)
+            log(f"initialised {n_in} tensors from {cfg.model.init} ({n_kept} kept their initialisation)",
+                ctx.rank, ctx.quiet)
+        self.model = model
+        self.mel = MelDistance(self.rate)
+        return model
+
+    def param_groups(self) -> list:
+        main, aux = split_parameters(self.model)
+        o = self.optim
+        return [ParamGroup("main", main, o.lr, o.weight_decay, clip_norm=o.clip_norm),
+                ParamGroup("aux", aux, o.aux_lr, scheduled=False)]
+
+    def forward_module(self, ctx: Context) -> nn.Module:
+        return AudioRDForward(self.model, self.mel.to(ctx.device))
+
+    # -- one step -------------------------------------------------------------------
+    def step(self, net: nn.Module, batch, ctx: Context) -> dict:
+        x = batch.to(ctx.device, non_blocking=True)
+        quality, lmbda = sample_qualities(x.shape[0], [lam for _, lam in self.points], x.device)
+        out = net(x, quality)
+        n = x.shape[-1]
+        bps = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / (-math.log(2) * n)
+        mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
+        loss = (lmbda * (out["mel"] + self.cfg.loss.mse_weight * mse) + bps).mean()
+        return {"loss": loss, "bps": bps.mean(), "mse": mse.mean(), "mel": out["mel"].mean(), "aux": out["aux"],
+                "total": loss + self.cfg.loss.aux_weight * out["aux"]}
+
+    def train_row(self, means: dict, step: int, ctx: Context) -> dict:
+        seen = step * self.cfg.data.batch_size * ctx.world * self.cfg.data.crop / self.rate
+        return {"epoch": seen / self.seconds, "loss": means["loss"], "kbps": means["bps"] * self.rate / 1000,
+                "bps": means["bps"], "mse": means["mse"], "mel": means["mel"], "aux": means["aux"]}
+
+    # -- validation -----------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, ctx: Context) -> dict:
+        from codec.media.audio import Audio
+        from codec.media.audio_metrics import mel_distance, si_sdr, snr
+
+        with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
+            m = copy.deepcopy(self.model).eval()
+            m.freeze()
+            rows = []
+            for q, lam in self.points:
+                sums = np.zeros(8)
+                for i in range(ctx.rank, len(self.val_items), ctx.world):
+                    _, x = self.val_items[i]
+                    payload = m.compress(x.to(ctx.device), q)
+                    rec = m.decompress(payload, q, device=ctx.device).clamp(-1, 1).cpu().numpy()
+                    ref = x.numpy()
+                    seconds = ref.shape[1] / self.rate
+                    c, _ = m._mix(x.to(ctx.device))
+                    pad = (-c.shape[1]) % m.multiple
+                    lik = m(torch.nn.functional.pad(c[:, None], (0, pad)), q)["likelihoods"]
+                    bits = -float(sum(torch.log2(v).sum() for v in lik.values()))
+                    a, b = Audio(ref, self.rate), Audio(np.ascontiguousarray(rec), self.rate)
+                    mel = mel_distance(a, b)
+                    mse = float(np.mean((rec - ref) ** 2))
+                    sums += [1, seconds, 8 * payload.nbytes, bits, mel, si_sdr(a, b), snr(a, b), mse]
+                if ctx.world > 1:
+                    t = ctx.all_reduce(torch.tensor(sums, device=ctx.device))
+                    sums = t.cpu().numpy()
+                sums = [float(v) for v in sums]  # plain floats: checkpoints hold no numpy objects
+                k = max(1.0, sums[0])
+                kbps = sums[2] / sums[1] / 1000
+                row = {"quality": int(q), "kbps": kbps, "kbps_est": sums[3] / sums[1] / 1000, "mel": sums[4] / k,
+                       "si_sdr": sums[5] / k, "snr": sums[6] / k, "seconds_audio": sums[1], "bytes": int(sums[2] // 8)}
+                # the training loss, with the real bits per sample
+                row["loss"] = lam * (row["mel"] + self.cfg.loss.mse_weight * sums[7] / k) + kbps * 1000 / self.rate
+                rows.append(row)
+        res = {k: sum(r[k] for r in rows) / len(rows) for k in ("loss", "kbps", "kbps_est", "mel", "si_sdr", "snr")}
+        res.update(quality="mean", seconds_audio=rows[0]["seconds_audio"], bytes=sum(r["bytes"] for r in rows),
+                   per_quality=rows)
+        return res
+
+    # -- messages -------------------------------------------------------------------
+    def label(self) -> str:
+        return self.cfg.model.name
+
+    def describe(self, ctx: Context) -> str:
+        cfg = self.cfg
+        n_params = sum(p.numel() for p in self.model.parameters()) if self.model is not None else 0
+        return (f"{cfg.model.name} {self.arch_kwargs} ({n_params / 1e6:.2f} M parameters), lambdas "
+                f"{', '.join(f'{lam:g}' for _, lam in self.points)} (mel + {cfg.loss.mse_weight:g} MSE), "
+                f"{len(self.files)} files ({self.seconds / 60:.1f} min of mono items at {self.rate} Hz), "
+                f"{len(self.val_items)} held-out files, batch {cfg.data.batch_size}x{ctx.world}, "
+                f"excerpts of {cfg.data.crop} samples")
+
+    def describe_validation(self, v: dict, best: bool) -> str:
+        levels = "".join(f"\n  q{r['quality']}: {r['kbps']:.2f} kbps, mel {r['mel']:.3f}, SI-SDR {r['si_sdr']:.2f} dB"
+                         for r in v.get("per_quality", []))
+        return (f"validation {v['seconds_audio']:.0f} s of audio, {v['kbps']:.2f} kbps (estimated "
+                f"{v['kbps_est']:.2f}), mel {v['mel']:.3f}, loss {v['loss']:.4f}" + (" (best)" if best else "")
+                + levels)
+
+    def postfix(self, row: dict) -> dict:
+        return {"loss": f"{row['loss']:.4g}", "kbps": f"{row['kbps']:.2f}", "mel": f"{row['mel']:.3f}"}
