@@ -177,14 +177,24 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
 
             blocks = [item.samples]
             if bitrate is not None:
-                segs = ac.sample_segments(m, blocks, item.sample_rate, item.channels, item.length)
-                q, _ = ac.pick_quality(m, spec, segs, ac.parse_bitrate(bitrate))
+                segs, n_model = ac.sample_segments(m, blocks, item.sample_rate, item.channels, item.length)
+                q, _ = ac.pick_quality(m, spec, segs, ac.parse_bitrate(bitrate), item.duration,
+                                       _overhead(m, spec, item.info, n_model))
             payload = ac.stream_payload(m, blocks, item.sample_rate, item.channels, q)
         else:
             payload = m.compress(med.model_input(item, dev), q)
     c = ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(q), media=item.info,
                      payload=payload)
     return ct.pack(c)
+
+
+def _overhead(m, spec, info, n_model) -> tuple:
+    """(fixed, per-section) container bytes of an audio stream of ``info`` (rate control)."""
+    from codec.models.payload import Payload
+
+    c = ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(spec.quality.lo),
+                     media=info, payload=Payload([], m.header(n_model, info.channels, 0 if info.channels == 2 else 1)))
+    return ct.overhead(c)
 
 
 def _open_stream(data, device, limit):
@@ -198,7 +208,7 @@ def _open_stream(data, device, limit):
     if c.weights_id != m.weights_id:
         raise InputError(f"stream was made with other weights for {spec.label(q)} "
                          f"({c.weights_id.hex()}) than the installed ones ({m.weights_id.hex()})")
-    return c, med, m, q, med.checked_payload(m, c)
+    return c, med, m, q, med.checked_payload(m, c, limit)
 
 
 @contextlib.contextmanager
@@ -240,6 +250,10 @@ def decode(data: bytes, *, device=None, output: str | None = None, max_pixels=No
         raise InputError(f"output must be one of {', '.join(med.OUTPUTS)}, not {output!r}")
     if (start is not None or duration is not None) and c.modality != "audio":
         raise InputError("start= and duration= are for audio streams")
+    if c.modality == "audio":
+        from codec import audio_coding as ac
+
+        ac.time_range(c.media, start, duration)  # before a model loads
     c, med, m, q, payload = _open_stream(data, device, max_samples if c.modality == "audio" else max_pixels)
     dev = next(m.parameters()).device
     with _decoding(med, c):
@@ -283,9 +297,10 @@ def encode_file(src, dst, *, model: str | None = None, quality=None, bitrate=Non
         what = f"encode {src}"
         with _resources(what):
             if target is not None:
-                segs = ac.sample_segments(m, r.blocks(), rate, channels, est)
+                segs, n_model = ac.sample_segments(m, r.blocks(), rate, channels, est)
         if target is not None:
-            q, _ = ac.pick_quality(m, spec, segs, target)
+            info = ct.AudioInfo(rate, channels, r.samples, depth)
+            q, _ = ac.pick_quality(m, spec, segs, target, info.samples / rate, _overhead(m, spec, info, n_model))
             del segs
     with A.Reader(src, max_samples) as r, _resources(f"encode {src}"):
         counted = []
@@ -315,8 +330,8 @@ def decode_file(data: bytes, dst, *, device=None, max_samples=None, start=None, 
     if c.modality != "audio":
         raise InputError(f"decode_file writes audio; this stream holds {c.modality}")
     w = A.Writer(dst, c.media.sample_rate, c.media.channels, force=force)  # checks dst first
-    c, med, m, q, payload = _open_stream(data, device, max_samples)
     t0, t1 = ac.time_range(c.media, start, duration)
+    c, med, m, q, payload = _open_stream(data, device, max_samples)
     dev = next(m.parameters()).device
     with _decoding(med, c), w:
         for y in ac.decoded_blocks(m, payload, c.media, q, dev, t0, t1):

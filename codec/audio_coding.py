@@ -46,13 +46,20 @@ def stream_payload(model, blocks, rate: int, channels: int, quality):
     for b in blocks:
         enc.push(torch.from_numpy(np.ascontiguousarray(res.push(b))))
     enc.push(torch.from_numpy(np.ascontiguousarray(res.finish())))
+    _check_not_empty(model, enc.chunker.n, res.n_in, rate)
     return enc.finish()
 
 
-def sample_segments(model, blocks, rate: int, channels: int, estimated: int | None) -> list:
-    """``(segment, core samples)`` of up to :data:`SAMPLE_CHUNKS` chunks spread over the signal
-    (``estimated``: its length at ``rate``, to space them; every chunk is kept until the count
-    passes the limit, then every second one, and so on)."""
+def _check_not_empty(model, n_model: int, n: int, rate: int) -> None:
+    if n_model < 1:
+        raise InputError(f"the audio is too short to code: {n} sample(s) at {rate} Hz is less than one sample "
+                         f"at the model's {model.sample_rate} Hz")
+
+
+def sample_segments(model, blocks, rate: int, channels: int, estimated: int | None) -> tuple:
+    """``([(segment, core samples)], samples at the model's rate)``: up to :data:`SAMPLE_CHUNKS`
+    chunks spread over the signal (``estimated``: its length at ``rate``, to space them; every
+    chunk is kept until the count passes the limit, then every second one, and so on)."""
     import torch
 
     from codec.models.audio import Chunker
@@ -78,22 +85,28 @@ def sample_segments(model, blocks, rate: int, channels: int, estimated: int | No
     for b in blocks:
         keep(ch.push(torch.from_numpy(np.ascontiguousarray(res.push(b)))))
     keep(ch.push(torch.from_numpy(np.ascontiguousarray(res.finish()))))
+    _check_not_empty(model, ch.n, res.n_in, rate)
     keep(ch.finish())
     plan = model.chunks(ch.n)
-    return [(kept[k], plan[k][1]) for k in sorted(kept)]
+    return [(kept[k], plan[k][1]) for k in sorted(kept)], ch.n
 
 
-def pick_quality(model, spec, segments: list, kbps: float) -> tuple:
-    """``(quality, measured kbps)``: the highest quality on the spec's grid whose sections for
-    ``segments`` come to at most ``kbps`` (the lowest quality when none does)."""
+def pick_quality(model, spec, segments: list, kbps: float, total_seconds: float, overhead=(0, 0)) -> tuple:
+    """``(quality, estimated kbps)``: the highest quality on the spec's grid whose stream is
+    estimated at most ``kbps`` (the lowest quality when none is): the sections of
+    ``segments`` and their table entries per second, plus the stream's fixed bytes
+    (``overhead = (fixed bytes, bytes per section)``, :func:`codec.container.overhead`)
+    spread over ``total_seconds``."""
     if not (isinstance(kbps, (int, float)) and math.isfinite(kbps) and kbps > 0):
         raise InputError(f"a target bitrate is a positive number of kbit/s, not {kbps!r}")
     seconds = sum(core for _, core in segments) / model.sample_rate
     dev = next(model.parameters()).device
+    fixed, per_section = overhead
 
     def rate(q):
-        nbytes = sum(len(s.data) for seg, _ in segments for s in model.compress_chunk(seg.to(dev), q, 0))
-        return 8 * nbytes / seconds / 1000
+        secs = [s for seg, _ in segments for s in model.compress_chunk(seg.to(dev), q, 0)]
+        nbytes = sum(len(s.data) + per_section for s in secs)
+        return 8 * nbytes / seconds / 1000 + 8 * fixed / total_seconds / 1000
 
     qs = spec.quality
     lo, hi = round(qs.lo * qs.scale), round(qs.hi * qs.scale)  # integer steps
@@ -143,16 +156,18 @@ def time_range(info, start=None, duration=None) -> tuple:
     if start is None and duration is None:
         return 0, n
     s = 0.0 if start is None else start
-    if not (isinstance(s, (int, float)) and math.isfinite(s) and s >= 0):
+    if isinstance(s, bool) or not (isinstance(s, (int, float)) and math.isfinite(s) and s >= 0):
         raise InputError(f"start must be a time in seconds >= 0, not {start!r}")
-    t0 = min(n, int(round(s * r)))
-    if t0 >= n:
+    if s * r >= n:  # (compared as floats: a huge start does not overflow an int)
         raise InputError(f"start {s:g} s is past the end of the audio ({n / r:g} s)")
+    t0 = int(math.floor(s * r))  # the sample playing at that time
     if duration is None:
         return t0, n
-    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+    if isinstance(duration, bool) or not (isinstance(duration, (int, float)) and not math.isnan(duration)
+                                          and duration > 0):
         raise InputError(f"duration must be a positive number of seconds, not {duration!r}")
-    return t0, min(n, t0 + max(1, int(round(duration * r))))
+    want = duration * r
+    return t0, n if want >= n - t0 else t0 + max(1, int(round(want)))
 
 
 def decoded_blocks(model, payload, info, quality, device, t0: int = 0, t1: int | None = None):

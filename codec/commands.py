@@ -235,7 +235,9 @@ def _encode_audio(args, m, q, src, dst) -> str:
 
         want = parse_bitrate(args.bitrate)
         target = f", target {want:g} kbps"
-        if r["kbps"] > want * 1.02:
+        from codec.api import _spec
+
+        if r["quality"] == _spec(m.name).quality.lo and r["kbps"] > want:
             print(f"codec: note: {src}: {want:g} kbps is below this model's lowest quality "
                   f"({r['kbps']:.2f} kbps at q{r['quality']:g})", file=sys.stderr)
     return (f"{src} -> {dst}: {r['bytes']} bytes, {r['kbps']:.2f} kbps, {A.describe(r['info'])} "
@@ -265,20 +267,20 @@ def _decode(args) -> int:
     from codec.api import stream_quality
     from codec.container import unpack
 
-    ext = ".png"
-    if len(args.inputs) > 1 or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
-        try:  # several streams into a folder: named by the first stream's medium
-            ext = ".wav" if unpack(read_stream(args.inputs[0])).modality == "audio" else ".png"
-        except CodecError:
-            pass
-    pairs = _targets(args.inputs, args.output, ext)
-    for _, dst in pairs:
-        check_output(dst, args.force)
+    many = len(args.inputs) > 1 or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output)
+    # several streams into a folder: each output is named after its stream, with its medium's
+    # extension (NAME.png, NAME.wav), checked when the stream is read
+    pairs = _targets(args.inputs, args.output, "" if many else ".png")
+    if not many:
+        check_output(pairs[0][1], args.force)
 
     def one(src, dst):
         data = read_stream(src)
         c = unpack(data)
         med = media.get(c.modality)
+        if many:
+            dst += ".wav" if c.modality == "audio" else ".png"
+            check_output(dst, args.force)
         if c.modality == "audio":
             return _decode_audio(args, data, c, src, dst)
         if args.start is not None or args.duration is not None:

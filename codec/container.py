@@ -186,6 +186,17 @@ class Container:
         return self.payload.sections
 
 
+def overhead(c: Container) -> tuple[int, int]:
+    """``(fixed, per_section)``: the bytes a stream of ``c`` spends besides its sections' data
+    (envelope, descriptor, model header, CRC) and per section (its table entry)."""
+    import dataclasses
+
+    from codec.models.payload import Payload
+
+    empty = dataclasses.replace(c, payload=Payload([], c.payload.header))
+    return len(pack(empty)), _SECTION.size
+
+
 def pack(c: Container) -> bytes:
     """The bytes of ``c`` (version 2).  ``ValueError`` for a container that cannot be written."""
     name = c.model.encode("utf-8")

@@ -314,3 +314,77 @@ def test_gpu_encoded_audio_decodes_on_the_cpu():
     g = codec.encode(a, device="cuda")  # the CUDA analysis may round a latent otherwise than the CPU's:
     # the stream need not equal a CPU encode, but must decode on both (the index path is exact)
     assert np.abs(codec.decode(g, device="cpu").samples - codec.decode(g, device="cuda").samples).max() < 1e-3
+
+
+# ----------------------------------------------------------------------------- hostile streams (review)
+def _repacked(data, samples=None, rate=None, header=None):
+    import dataclasses
+
+    from codec import container as ct
+
+    c = ct.unpack(data)
+    info = dataclasses.replace(c.media, samples=samples or c.media.samples, sample_rate=rate or c.media.sample_rate)
+    payload = dataclasses.replace(c.payload, header=header if header is not None else c.payload.header)
+    return ct.pack(dataclasses.replace(c, media=info, payload=payload))
+
+
+def test_a_small_stream_cannot_ask_for_much_work():
+    import resource
+    import time
+
+    from codec.models import registry
+
+    m = registry.load_model(MODEL)
+    data = codec.encode(_signal(8000, 0.5, 1))
+    n_model = A.resampled_length(10 ** 8, 8000, m.sample_rate)
+    tiny_hop = _repacked(data, samples=10 ** 8, header=m._HEADER.pack(n_model, 1, 1, 128, 64))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    with pytest.raises(CodecError, match="sections"):
+        codec.decode(tiny_hop)
+    assert time.perf_counter() - t < 2 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000
+    # a stream at a rate no encoder writes, or whose length at the model's rate is over the limit
+    with pytest.raises(InputError, match="Hz"):
+        codec.decode(_repacked(data, rate=999))
+    slow = _repacked(data, samples=4 * 10 ** 8, rate=1000,
+                     header=m._HEADER.pack(A.resampled_length(4 * 10 ** 8, 1000, m.sample_rate), 1, 1, m.hop, m.context))
+    with pytest.raises(CodecError, match="model's 32000 Hz"):
+        codec.decode(slow)
+
+
+def test_huge_or_odd_time_ranges_are_one_line_errors(tmp_path):
+    data = codec.encode(_signal(16000, 1.0, 1))
+    for kw in ({"start": 1e308}, {"duration": 1e308}, {"start": float("inf")}, {"duration": float("nan")},
+               {"start": True}):
+        try:
+            r = codec.decode(data, **kw)
+        except InputError:
+            continue
+        assert kw == {"duration": 1e308} and r.length == 16000  # to the end
+    assert codec.decode(data, start=0.99999).length >= 1
+    (tmp_path / "s.nmc").write_bytes(data)
+    r = _cli("decode", tmp_path / "s.nmc", "-o", tmp_path / "p.wav", "--start", "1e308")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "past the end" in r.stderr
+
+
+def test_too_short_to_code_is_an_input_error():
+    with pytest.raises(InputError, match="too short"):
+        codec.encode(np.zeros((1, 1), np.float32), sample_rate=96000)
+
+
+def test_decoding_a_folder_names_each_output_by_its_medium(tmp_path):
+    (tmp_path / "song.nmc").write_bytes(codec.encode(_signal(16000, 0.3, 1)))
+    (tmp_path / "pic.nmc").write_bytes(codec.encode(np.zeros((16, 16, 3), np.uint8)))
+    r = _cli("decode", tmp_path / "pic.nmc", tmp_path / "song.nmc", "-o", tmp_path / "out", "-q")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pic.png", "song.wav"]
+    assert A.read(tmp_path / "out" / "song.wav").length == 4800
+
+
+def test_the_bitrate_note_only_when_the_lowest_quality_is_too_much(tmp_path):
+    src = tmp_path / "in.wav"
+    A.write(src, _signal(16000, 0.5, 1))
+    r = _cli("encode", src, "-o", tmp_path / "a.nmc", "--bitrate", "1000k")
+    assert r.returncode == 0 and "note" not in r.stderr and "q8" in r.stdout
+    r = _cli("encode", src, "-o", tmp_path / "b.nmc", "--bitrate", "0.5")
+    assert r.returncode == 0 and "below this model's lowest quality" in r.stderr and "q1," in r.stdout

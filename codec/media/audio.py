@@ -805,28 +805,41 @@ def resample(audio: Audio, rate: int) -> Audio:
 
 
 # ----------------------------------------------------------------------------- the codec's side
-def checked_payload(model, c):
-    """The payload of container ``c`` for audio ``model``: its header must be the model's
-    and fit the stream's descriptor (length at the model's rate, channels); the chunks
-    and their sections are checked as they are decoded."""
+def checked_payload(model, c, limit=None):
+    """The payload of container ``c`` for audio ``model``, checked before any network runs: its
+    header must be the model's and fit the stream's descriptor (length at the model's rate,
+    channels), the length at the model's rate must be within the sample limit too, and the
+    section table must hold each chunk's sections in order with the random-access flag on
+    its first (counted arithmetically: no list is sized by a header field)."""
     from codec.container import ContainerError
-    from codec.models.payload import PayloadError
+    from codec.models.payload import FLAG_KEY, PayloadError
 
     p = c.payload
     try:
-        n, ch, *_ = model.parse_header(p.header)
+        n, ch, _, hop, _ = model.parse_header(p.header)
     except PayloadError as exc:
         raise ContainerError(f"corrupt stream: {exc}") from None
     want = resampled_length(c.media.samples, c.media.sample_rate, model.sample_rate)
     if n != want or ch != c.media.channels:
         raise ContainerError(f"the stream's model header ({n} samples, {ch} channels at {model.sample_rate} Hz) "
                              f"does not fit its {describe(c.media)} (corrupt file)")
-    if len(p.sections) != len(model.section_kinds) * len(model.chunks(n, *model.parse_header(p.header)[3:])):
-        raise ContainerError(f"the stream has {len(p.sections)} sections, its {describe(c.media)} needs "
-                             f"{len(model.section_kinds)} a chunk (corrupt file)")
+    check_length(n, limit=limit, what=f"the stream's audio at the model's {model.sample_rate} Hz",
+                 rate=model.sample_rate)
+    kinds = tuple(model.section_kinds)
+    chunks = -(-n // hop)
+    if len(p.sections) != len(kinds) * chunks:
+        raise ContainerError(f"the stream has {len(p.sections)} sections; its {describe(c.media)} in chunks of "
+                             f"{hop} samples needs {chunks} chunks of {len(kinds)} (corrupt file)")
+    for i, s in enumerate(p.sections):
+        k, j = divmod(i, len(kinds))
+        if s.index != k or s.kind != kinds[j] or s.flags != (FLAG_KEY if j == 0 else 0):
+            raise ContainerError(f"section {i} is {s.kind} of chunk {s.index} (flags {s.flags}); chunk {k} "
+                                 f"needs {', '.join(kinds)} in order, the first one flagged (corrupt file)")
     return p
 
 
 def check_work(info: AudioInfo, limit=None) -> None:
-    """Refuse a stream whose audio is over the sample limit, before any network runs."""
+    """Refuse a stream whose audio is over the sample limit, or at a rate no encoder writes
+    (below :data:`MIN_SAMPLE_RATE`), before any network runs."""
+    check_rate(info.sample_rate, "the stream's sample rate")
     check_length(info.samples, limit=limit, what="the stream's audio", rate=info.sample_rate)

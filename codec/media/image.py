@@ -286,7 +286,7 @@ def check_work(info: ImageInfo, limit=None) -> None:
     check_size(info.width, info.height, limit=limit, what="the stream's picture")
 
 
-def checked_payload(model, c):
+def checked_payload(model, c, limit=None):
     """The payload of container ``c`` for ``model``: its sections must be the kinds the
     model writes and its header the latent grid of the picture's size (a version 1
     stream has no header: the grid comes from the size, as version 1 decoders did)."""
