@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from codec.models.integer import exact_mode
-from codec.models.latent_codecs import GainLatentCodec, HyperpriorLatentCodec
+from codec.models.latent_codecs import GainLatentCodec, HyperpriorLatentCodec, LatentCodecModel
 from codec.models.payload import FLAG_KEY, Payload, PayloadError, Section
 
 # CDF 9/7 lifting constants (Daubechies & Sweldens 1998)
@@ -114,7 +114,7 @@ def _deconv(i, o, k=5, s=2):
     return nn.ConvTranspose2d(i, o, (1, k), stride=(1, s), padding=(0, k // 2), output_padding=(0, s - 1))
 
 
-class AudioModel(nn.Module):
+class AudioModel(LatentCodecModel):
     """Wavelet packet -> light analysis -> latent codec -> heavy synthesis -> inverse packet.
 
     ``compress(x, quality) -> Payload`` takes ``[channels, n]`` (or ``[1, channels, n]``)
@@ -159,10 +159,6 @@ class AudioModel(nn.Module):
         self.latent_codec = GainLatentCodec(HyperpriorLatentCodec(h_a, h_s, z, mean=True), M, levels)
 
     # -- transforms -------------------------------------------------------------------
-    @property
-    def section_kinds(self) -> tuple:
-        return self.latent_codec.kinds
-
     def analysis(self, x):  # [B, 1, n] -> [B, M, 1, n / frame]
         return self.g_a(self.packet(x)).unsqueeze(2)
 
@@ -174,18 +170,6 @@ class AudioModel(nn.Module):
         float or ``[B]`` -> ``{"x_hat", "likelihoods"}``."""
         out = self.latent_codec(self.analysis(x), quality)
         return {"x_hat": self.synthesis(out["y_hat"]), "likelihoods": out["likelihoods"]}
-
-    def aux_loss(self):
-        return self.latent_codec.aux_loss()
-
-    def freeze(self):
-        self.latent_codec.freeze()
-
-    def frozen_state(self) -> dict:
-        return self.latent_codec.frozen_state("frozen.")
-
-    def load_frozen(self, state: dict):
-        self.latent_codec.load_frozen(state, "frozen.")
 
     @torch.no_grad()
     def synthesize(self, y_hat):

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from codec.models._compressai import GDN, conv, deconv
 
 from codec.models.integer import exact_mode
-from codec.models.latent_codecs import FactorizedLatentCodec, GainLatentCodec, HyperpriorLatentCodec
+from codec.models.latent_codecs import (FactorizedLatentCodec, GainLatentCodec, HyperpriorLatentCodec,
+                                         LatentCodecModel)
 from codec.models.payload import Payload, PayloadError, Section
 
 
@@ -29,7 +30,7 @@ def _synthesis(N, M):
                          deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
 
 
-class ImageModel(nn.Module):
+class ImageModel(LatentCodecModel):
     """Base: ``g_a``, ``latent_codec``, ``g_s``; owns its bitstream.
 
     ``compress(x, quality) -> Payload`` takes one picture ``[1, 3, H, W]`` in [0, 1] of
@@ -55,11 +56,6 @@ class ImageModel(nn.Module):
         self.g_a = _analysis(N, M)
         self.g_s = _synthesis(N, M)
 
-    @property
-    def section_kinds(self) -> tuple:
-        """The sections this model writes, in order."""
-        return self.latent_codec.kinds
-
     def _q(self, quality):
         """The latent codec's extra arguments for ``quality``."""
         if self.variable_rate:
@@ -75,19 +71,6 @@ class ImageModel(nn.Module):
         y = self.g_a(x)
         out = self.latent_codec(y, *self._q(quality))
         return {"x_hat": self.g_s(out["y_hat"]), "likelihoods": out["likelihoods"]}
-
-    def aux_loss(self):
-        return self.latent_codec.aux_loss()
-
-    def freeze(self):
-        """Build the coding state (CDF tables, integer networks) from the current weights."""
-        self.latent_codec.freeze()
-
-    def frozen_state(self) -> dict:
-        return self.latent_codec.frozen_state("frozen.")
-
-    def load_frozen(self, state: dict):
-        self.latent_codec.load_frozen(state, "frozen.")
 
     # -- the bitstream ---------------------------------------------------------------------
     def pad(self, x):

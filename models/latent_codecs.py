@@ -274,3 +274,26 @@ class GainLatentCodec(nn.Module):
         y_hat = self.inner.decompress(streams, shape, device=device)
         _, gi = self.gains(quality, y_hat.shape[0], y_hat.device)
         return y_hat * gi
+
+
+class LatentCodecModel(nn.Module):
+    """What every model built around one ``self.latent_codec`` has: its sections, its
+    auxiliary loss and its coding state (image and audio models)."""
+
+    @property
+    def section_kinds(self) -> tuple:
+        """The sections this model writes (per item, or per chunk), in order."""
+        return self.latent_codec.kinds
+
+    def aux_loss(self):
+        return self.latent_codec.aux_loss()
+
+    def freeze(self):
+        """Build the coding state (CDF tables, integer networks) from the current weights."""
+        self.latent_codec.freeze()
+
+    def frozen_state(self) -> dict:
+        return self.latent_codec.frozen_state("frozen.")
+
+    def load_frozen(self, state: dict):
+        self.latent_codec.load_frozen(state, "frozen.")

@@ -388,3 +388,17 @@ def test_the_bitrate_note_only_when_the_lowest_quality_is_too_much(tmp_path):
     assert r.returncode == 0 and "note" not in r.stderr and "q8" in r.stdout
     r = _cli("encode", src, "-o", tmp_path / "b.nmc", "--bitrate", "0.5")
     assert r.returncode == 0 and "below this model's lowest quality" in r.stderr and "q1," in r.stdout
+
+
+def test_spectrogram_tool_draws_the_original_and_each_decode(tmp_path):
+    from codec.tools import audio_spectrogram
+
+    src = tmp_path / "in.wav"
+    A.write(src, _signal(16000, 1.0, 1))
+    assert audio_spectrogram.main([str(src), "-o", str(tmp_path / "s.png"), "--quality", "2,7"]) == 0
+    from PIL import Image
+
+    im = Image.open(tmp_path / "s.png")
+    assert im.size[1] > im.size[0] * 0.6  # three panels
+    with pytest.raises(InputError, match="exists"):
+        audio_spectrogram.main([str(src), "-o", str(tmp_path / "s.png")])

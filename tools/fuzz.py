@@ -495,7 +495,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout-s", type=float, default=10.0, help="a case that takes longer is a hang")
     p.add_argument("--targets", default=",".join(TARGETS))
-    p.add_argument("--models", default=None, help="comma-separated image models (default: every one)")
+    p.add_argument("--models", default=None, help="comma-separated image or audio models (default: every one)")
     p.add_argument("--pictures", type=int, default=len(PICTURES), help=f"pictures per model (1..{len(PICTURES)})")
     p.add_argument("--mem-gb", type=float, default=4.0, help="address space a worker may add (0: no limit)")
     p.add_argument("--out", default=None, help="folder for reproducers (default: $TMPDIR/codec-fuzz)")

@@ -55,7 +55,8 @@ import torch.nn as nn
 
 from codec.training.optim import ParamGroup
 
-__all__ = ["Context", "ParamGroup", "Task"]
+__all__ = ["Context", "ParamGroup", "RegistryModelTask", "Task", "sample_qualities", "split_parameters", "task_for",
+           "train"]
 
 
 @dataclass
@@ -140,6 +141,63 @@ class Task:
     def postfix(self, row: dict) -> dict:
         """What the progress bar shows of a train.csv row."""
         return {"loss": f"{row['loss']:.4g}"}
+
+
+
+def split_parameters(model: nn.Module):
+    """(main parameters, quantile parameters of the factorized densities)."""
+    main, aux = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (aux if name.endswith("quantiles") else main).append(p)
+    return main, aux
+
+
+def sample_qualities(n: int, lambdas, device):
+    """``n`` random qualities, uniform in ``[1, L]``, and their lambdas (interpolated
+    linearly in log-lambda between the levels, as the gains are)."""
+    from codec.models.latent_codecs import interpolate_levels
+
+    log_lam = torch.log(torch.as_tensor(lambdas, dtype=torch.float32, device=device))
+    q = 1 + (len(lambdas) - 1) * torch.rand(n, device=device)
+    return q, torch.exp(interpolate_levels(log_lam, q))
+
+
+class RegistryModelTask(Task):
+    """What the rate-distortion tasks of registry models share (image-rd, audio-rd): the
+    config (:class:`codec.training.config.Config`), the model's spec and kwargs, resume
+    checks, and two parameter groups: ``main`` (transforms and densities: ``optim.lr``,
+    clipped to ``optim.clip_norm``, scheduled) and ``aux`` (the quantiles of the factorized
+    densities: ``optim.aux_lr``)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg.validate()
+        self.optim, self.run = cfg.optim, cfg.run
+        self.spec = cfg.spec
+        self.arch_kwargs = {**self.spec.kwargs, **cfg.model.arch_kwargs}
+
+    @property
+    def out_dir(self):
+        return self.cfg.out_dir
+
+    def config(self) -> dict:
+        return self.cfg.resolved()
+
+    def arch(self) -> dict:
+        return {"name": self.cfg.model.name, "quality": self.cfg.model.quality, "arch_kwargs": self.arch_kwargs}
+
+    def check_resume(self, ck: dict) -> None:
+        a = ck["arch"]
+        if a["name"] != self.cfg.model.name or {**a["arch_kwargs"]} != self.arch_kwargs:
+            raise ValueError(f"checkpoint {ck['path']} holds model '{a['name']}' {a['arch_kwargs']}, "
+                             f"the config asks for '{self.cfg.model.name}' {self.arch_kwargs}")
+
+    def param_groups(self) -> list:
+        main, aux = split_parameters(self.model)
+        o = self.optim
+        return [ParamGroup("main", main, o.lr, o.weight_decay, clip_norm=o.clip_norm),
+                ParamGroup("aux", aux, o.aux_lr, scheduled=False)]
 
 
 def task_for(cfg) -> Task:

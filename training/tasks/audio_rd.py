@@ -33,8 +33,7 @@ import torch.nn as nn
 from codec.training.config import Config
 from codec.training.logs import log
 from codec.training.models import build_model, init_weights
-from codec.training.tasks import Context, ParamGroup, Task
-from codec.training.tasks.image_rd import sample_qualities, split_parameters
+from codec.training.tasks import Context, RegistryModelTask, sample_qualities
 
 VAL_SECONDS = 15.0
 MIN_ITEM_SECONDS = 0.25
@@ -108,7 +107,7 @@ class AudioRDForward(nn.Module):
                 "mel": self.mel(out["x_hat"], x)}
 
 
-class AudioRDTask(Task):
+class AudioRDTask(RegistryModelTask):
     """Rate-distortion training of an audio model (see the module docstring)."""
 
     name = "audio-rd"
@@ -117,34 +116,15 @@ class AudioRDTask(Task):
     val_fields = ("quality", "loss", "kbps", "kbps_est", "mel", "si_sdr", "snr", "seconds_audio", "bytes")
 
     def __init__(self, cfg: Config):
-        self.cfg = cfg.validate()
-        self.optim, self.run = cfg.optim, cfg.run
-        self.spec = cfg.spec
-        self.arch_kwargs = {**self.spec.kwargs, **cfg.model.arch_kwargs}
+        super().__init__(cfg)
         self.points = tuple((float(q), lam) for q, lam in enumerate(cfg.lambdas, start=1))
         self.rate = self.spec.arch_class().sample_rate
         self.items, self.val_items, self.files = [], [], []
         self.mel = None
 
     @property
-    def out_dir(self):
-        return self.cfg.out_dir
-
-    @property
     def has_validation(self) -> bool:
         return bool(self.val_items)
-
-    def config(self) -> dict:
-        return self.cfg.resolved()
-
-    def arch(self) -> dict:
-        return {"name": self.cfg.model.name, "quality": self.cfg.model.quality, "arch_kwargs": self.arch_kwargs}
-
-    def check_resume(self, ck: dict) -> None:
-        a = ck["arch"]
-        if a["name"] != self.cfg.model.name or {**a["arch_kwargs"]} != self.arch_kwargs:
-            raise ValueError(f"checkpoint {ck['path']} holds model '{a['name']}' {a['arch_kwargs']}, "
-                             f"the config asks for '{self.cfg.model.name}' {self.arch_kwargs}")
 
     # -- data -----------------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
@@ -201,12 +181,6 @@ class AudioRDTask(Task):
         self.model = model
         self.mel = MelDistance(self.rate)
         return model
-
-    def param_groups(self) -> list:
-        main, aux = split_parameters(self.model)
-        o = self.optim
-        return [ParamGroup("main", main, o.lr, o.weight_decay, clip_norm=o.clip_norm),
-                ParamGroup("aux", aux, o.aux_lr, scheduled=False)]
 
     def forward_module(self, ctx: Context) -> nn.Module:
         return AudioRDForward(self.model, self.mel.to(ctx.device))

@@ -34,7 +34,7 @@ from codec.training.config import Config
 from codec.training.data import list_images, load_rgb, make_batches
 from codec.training.logs import log
 from codec.training.models import build_model, init_weights
-from codec.training.tasks import Context, ParamGroup, Task
+from codec.training.tasks import Context, RegistryModelTask, sample_qualities
 
 
 class RDForward(nn.Module):
@@ -93,28 +93,8 @@ def rd_loss(out: dict, x: torch.Tensor, metric: str, lmbda) -> dict:
     return res
 
 
-def sample_qualities(n: int, lambdas, device):
-    """``n`` random qualities, uniform in ``[1, L]``, and their lambdas (interpolated
-    linearly in log-lambda between the levels, as the gains are)."""
-    from codec.models.latent_codecs import interpolate_levels
-
-    log_lam = torch.log(torch.as_tensor(lambdas, dtype=torch.float32, device=device))
-    q = 1 + (len(lambdas) - 1) * torch.rand(n, device=device)
-    return q, torch.exp(interpolate_levels(log_lam, q))
-
-
-def split_parameters(model: nn.Module):
-    """(main parameters, quantile parameters of the factorized densities)."""
-    main, aux = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (aux if name.endswith("quantiles") else main).append(p)
-    return main, aux
-
-
 # ----------------------------------------------------------------------------- the task
-class ImageRDTask(Task):
+class ImageRDTask(RegistryModelTask):
     """Rate-distortion training of ``cfg.model`` (see the module docstring)."""
 
     name = "image-rd"
@@ -123,10 +103,7 @@ class ImageRDTask(Task):
     val_fields = ("quality", "loss", "bpp", "bpp_est", "psnr", "ms_ssim", "images", "bytes")
 
     def __init__(self, cfg: Config):
-        self.cfg = cfg.validate()
-        self.optim, self.run = cfg.optim, cfg.run
-        self.spec = cfg.spec
-        self.arch_kwargs = {**self.spec.kwargs, **cfg.model.arch_kwargs}
+        super().__init__(cfg)
         # the points of the rate-distortion curve: (quality, lambda) per validation point
         if self.spec.quality.continuous:  # the levels 1..L of the model's gains
             self.points = tuple((float(q), lam) for q, lam in enumerate(cfg.lambdas, start=1))
@@ -139,24 +116,8 @@ class ImageRDTask(Task):
         return self.points[0][0] is not None
 
     @property
-    def out_dir(self):
-        return self.cfg.out_dir
-
-    @property
     def has_validation(self) -> bool:
         return bool(self.val_images)
-
-    def config(self) -> dict:
-        return self.cfg.resolved()
-
-    def arch(self) -> dict:
-        return {"name": self.cfg.model.name, "quality": self.cfg.model.quality, "arch_kwargs": self.arch_kwargs}
-
-    def check_resume(self, ck: dict) -> None:
-        a = ck["arch"]
-        if a["name"] != self.cfg.model.name or {**a["arch_kwargs"]} != self.arch_kwargs:
-            raise ValueError(f"checkpoint {ck['path']} holds model '{a['name']}' {a['arch_kwargs']}, "
-                             f"the config asks for '{self.cfg.model.name}' {self.arch_kwargs}")
 
     # -- data -----------------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
@@ -187,12 +148,6 @@ class ImageRDTask(Task):
                 ctx.rank, ctx.quiet)
         self.model = model
         return model
-
-    def param_groups(self) -> list:
-        main, aux = split_parameters(self.model)
-        o = self.optim
-        return [ParamGroup("main", main, o.lr, o.weight_decay, clip_norm=o.clip_norm),
-                ParamGroup("aux", aux, o.aux_lr, scheduled=False)]
 
     def forward_module(self, ctx: Context) -> nn.Module:
         return RDForward(self.model, ctx.amp_dtype)
