@@ -402,3 +402,38 @@ def test_spectrogram_tool_draws_the_original_and_each_decode(tmp_path):
     assert im.size[1] > im.size[0] * 0.6  # three panels
     with pytest.raises(InputError, match="exists"):
         audio_spectrogram.main([str(src), "-o", str(tmp_path / "s.png")])
+
+
+def test_no_clicks_at_chunk_boundaries_with_the_shipped_weights():
+    """A steady tone across two chunk boundaries (10 s chunks): the decoded signal's error
+    near a boundary is no larger than elsewhere."""
+    from codec.models import registry
+
+    m = registry.load_model(MODEL)
+    if not m.trained:
+        pytest.skip("no trained weights")
+    rate = m.sample_rate
+    t = np.arange(int(2.2 * m.hop)) / rate
+    x = torch.from_numpy((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))[None]
+    y = m.decompress(m.compress(x, 6.0), 6.0)[0]
+    err = (y - x[0]).abs()
+    win = 2 * m.context
+    local = [float(err[b - win:b + win].pow(2).mean().sqrt()) for b in (m.hop, 2 * m.hop)]
+    inner = float(err[m.hop // 2: m.hop // 2 + 20 * win].pow(2).mean().sqrt())
+    assert max(local) < 2 * inner + 1e-4, (local, inner)
+    d = (y[1:] - y[:-1]).abs()  # no step: the sample-to-sample change there is what a tone has
+    assert float(d[m.hop - win:m.hop + win].max()) < 1.5 * float(d[1000:m.hop // 2].max())
+
+
+def test_eval_of_the_audio_model_in_a_process_pool_does_not_hang(tmp_path):
+    """The pool's workers are spawned: forked after the model's probe ran torch, they deadlocked."""
+    (tmp_path / "in").mkdir()
+    A.write(tmp_path / "in" / "a.wav", _signal(16000, 1.2, 1))
+    r = subprocess.run([sys.executable, "-m", "codec.cli", "eval", str(tmp_path / "in"), "--codec",
+                        f"ours:{MODEL}:2,6", "-o", str(tmp_path / "out"), "-j", "2", "--no-progress"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 0, r.stderr
+    import json
+
+    res = json.loads((tmp_path / "out" / f"ours-{MODEL}.json").read_text())
+    assert len(res["results"]["kbps"]) == 2 and all(v > 0 for v in res["results"]["kbps"])

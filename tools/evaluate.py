@@ -48,6 +48,7 @@ import os
 import platform
 import sys
 import time
+import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
@@ -363,7 +364,10 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
                     done(t, rec)
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+            # spawned, not forked: a fork of a process whose torch (OpenMP) thread pool has run,
+            # as it has after a model's probe, can deadlock in the child
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, mp_context=ctx) as pool:
                 futures = {}
                 it = iter(tasks)
                 try:
