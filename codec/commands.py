@@ -268,19 +268,16 @@ def _decode(args) -> int:
     from codec.container import unpack
 
     many = len(args.inputs) > 1 or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output)
-    # several streams into a folder: each output is named after its stream, with its medium's
-    # extension (NAME.png, NAME.wav), checked when the stream is read
     pairs = _targets(args.inputs, args.output, "" if many else ".png")
-    if not many:
-        check_output(pairs[0][1], args.force)
+    if many:  # several streams into a folder: each output named after its stream, with its medium's extension
+        pairs = [(src, dst + _extension_of(src)) for src, dst in pairs]
+    for _, dst in pairs:
+        check_output(dst, args.force)
 
     def one(src, dst):
         data = read_stream(src)
         c = unpack(data)
         med = media.get(c.modality)
-        if many:
-            dst += ".wav" if c.modality == "audio" else ".png"
-            check_output(dst, args.force)
         if c.modality == "audio":
             return _decode_audio(args, data, c, src, dst)
         if args.start is not None or args.duration is not None:
@@ -294,6 +291,17 @@ def _decode(args) -> int:
         return f"{src} -> {dst}: {med.describe(c.media)}, {c.media.colour} ({c.model} q{stream_quality(c):g})"
 
     return _run_many(pairs, one, args.quiet, "decode")
+
+
+def _extension_of(path) -> str:
+    """What a stream decodes to: ".wav" for audio, ".png" otherwise (also for what is not a
+    stream: its error comes when it is decoded)."""
+    from codec.container import unpack
+
+    try:
+        return ".wav" if unpack(read_stream(path)).modality == "audio" else ".png"
+    except CodecError:
+        return ".png"
 
 
 MAX_STREAM_BYTES = 1 << 32
