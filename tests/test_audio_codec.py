@@ -426,7 +426,7 @@ def test_no_clicks_at_chunk_boundaries_with_the_shipped_weights():
 
 
 def test_eval_of_the_audio_model_in_a_process_pool_does_not_hang(tmp_path):
-    """The pool's workers are spawned: forked after the model's probe ran torch, they deadlocked."""
+    """The pool forks its workers after the model's probe ran torch: with its thread pool started, they deadlocked."""
     (tmp_path / "in").mkdir()
     A.write(tmp_path / "in" / "a.wav", _signal(16000, 1.2, 1))
     r = subprocess.run([sys.executable, "-m", "codec.cli", "eval", str(tmp_path / "in"), "--codec",

@@ -48,7 +48,6 @@ import os
 import platform
 import sys
 import time
-import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
@@ -121,6 +120,15 @@ def _init_worker() -> None:
 
         torch.set_num_threads(1)
     except Exception:  # pragma: no cover
+        pass
+
+
+def _single_threaded_torch() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # pragma: no cover - torch is a dependency
         pass
 
 
@@ -308,6 +316,10 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
 
     journals = {}
     tasks = []
+    if jobs > 1:  # the workers are forked: a fork of a process whose torch (OpenMP) thread pool
+        # has run, as it has after a model's probe in prepare(), deadlocks in the child; one
+        # thread here starts no pool
+        _single_threaded_torch()
     for codec, quals in pairs:
         codec.prepare(quals)
         j = Journal(out / JOURNAL_DIR / f"{codec.key}.jsonl", codec.fingerprint())
@@ -364,10 +376,7 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
                     done(t, rec)
                 bar.update(1)
         else:
-            # spawned, not forked: a fork of a process whose torch (OpenMP) thread pool has run,
-            # as it has after a model's probe, can deadlock in the child
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
                 futures = {}
                 it = iter(tasks)
                 try:
