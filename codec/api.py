@@ -193,7 +193,8 @@ def _overhead(m, spec, info, n_model) -> tuple:
     from codec.models.payload import Payload
 
     c = ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(spec.quality.lo),
-                     media=info, payload=Payload([], m.header(n_model, info.channels, 0 if info.channels == 2 else 1)))
+                     media=info, payload=Payload([], m.header(n_model, info.channels,
+                                                    m.MID_SIDE if info.channels == 2 else m.INDEPENDENT)))
     return ct.overhead(c)
 
 

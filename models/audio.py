@@ -131,7 +131,6 @@ class AudioModel(LatentCodecModel):
     # samples per chunk (hop), context samples on each side of a chunk
     _HEADER = struct.Struct("<QHBII")
     MID_SIDE, INDEPENDENT = 0, 1
-    MAX_CHUNK = 1 << 22
     #: channels beyond stereo are coded one by one; more than this is refused
     max_channels = 8
 
@@ -221,7 +220,7 @@ class AudioModel(LatentCodecModel):
         if n < 1 or not 1 <= ch <= self.max_channels or mode not in (self.MID_SIDE, self.INDEPENDENT) or (mode == self.MID_SIDE) != (ch == 2):
             raise PayloadError(f"invalid audio header: {n} samples, {ch} channels, channel mode {mode}")
         # at most the model's own chunk: a small stream cannot ask for a huge chunk's activations
-        if not (0 < hop <= min(self.hop, self.MAX_CHUNK) and hop % self.multiple == 0 and 0 < context <= hop // 2
+        if not (0 < hop <= self.hop and hop % self.multiple == 0 and 0 < context <= hop // 2
                 and context % (self.multiple // 2) == 0):
             raise PayloadError(f"invalid audio chunking: {hop} samples a chunk, {context} of context")
         return n, ch, mode, hop, context

@@ -99,12 +99,10 @@ def test_random_access_gives_the_samples_of_a_full_decode(small, t0, t1):
     full = small.decompress(p, 4.0)
     first, last = small.chunk_range(p.header, t0, t1)
     got = torch.full_like(full, float("nan"))
-    decoded = set()
     for st, b in small.decode_chunks(p, 4.0, first=first, last=last):
         got[:, st:st + b.shape[1]] = b
     assert torch.equal(got[:, t0:t1], full[:, t0:t1])
     assert last - first + 1 <= 3 or t1 - t0 > 4096  # only the chunks it needs
-    del decoded
 
 
 def test_chunks_cross_fade_without_a_step(small):
