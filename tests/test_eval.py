@@ -301,7 +301,10 @@ def test_interrupted_cli_run_resumes(dataset, tmp_path, sig):
     out = tmp_path / "res"
     cmd = [sys.executable, "-m", "codec.cli", "eval", str(dataset), "--codec", "avif:" + ",".join(map(str, QUALS)),
            "-o", str(out), "-j", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # a suite run in the background (``pytest &``, nohup) ignores SIGINT, and children inherit
+    # that: give the CLI the default disposition so that Ctrl-C reaches it as for a user
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     journal = out / JOURNAL_DIR / "avif.jsonl"
     deadline = time.time() + 60
     while _journal_lines(journal) < 3 and time.time() < deadline and proc.poll() is None:
