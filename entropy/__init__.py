@@ -22,7 +22,7 @@ _EXPORTS = {
     "encode": "coder", "decode": "coder", "encode_batch": "coder", "decode_batch": "coder",
     "ideal_bits": "coder", "sample_symbols": "coder",
     "parse_header": "format",
-    "PRECISION": "tables", "CDFTables": "tables", "categorical_tables": "tables",
+    "PRECISION": "tables", "CDFTables": "tables", "categorical_tables": "tables", "concat_tables": "tables",
     "default_scale_table": "tables", "factorized_tables": "tables", "gaussian_tables": "tables",
     "laplace_tables": "tables", "quantize_pmf": "tables", "tables_from_pmf": "tables",
 }
@@ -33,7 +33,7 @@ _SUBMODULES = ("coder", "errors", "format", "numerics", "rans", "tables")
 __all__ = [
     "CodecError", "PRECISION", "CDFTables", "TableError", "StreamError", "CorruptStreamError",
     "TableMismatchError", "encode", "decode", "encode_batch", "decode_batch", "ideal_bits", "sample_symbols",
-    "parse_header", "gaussian_tables", "laplace_tables", "categorical_tables", "factorized_tables",
+    "parse_header", "gaussian_tables", "laplace_tables", "categorical_tables", "concat_tables", "factorized_tables",
     "default_scale_table", "quantize_pmf", "tables_from_pmf",
 ]
 

@@ -488,6 +488,19 @@ def laplace_tables(scales=None, tail_mass: float = 1e-9) -> CDFTables:
     return _symmetric_tables(scales, z, _laplace_lower_cdf, "laplace")
 
 
+def concat_tables(*tables: CDFTables, family: str = "custom") -> CDFTables:
+    """One table set holding the rows of ``tables`` in order (row ``r`` of the ``k``-th set is
+    row ``r + sum of the earlier sets' rows``): one stream can then code symbols of several
+    kinds.  Exact: the stored integers, rows padded with ``2**16`` past their escape."""
+    if not tables:
+        raise TableError("concat_tables needs at least one table set")
+    W = max(t.cdf.shape[1] for t in tables)
+    cdf = np.concatenate([np.pad(t.cdf, ((0, 0), (0, W - t.cdf.shape[1])), constant_values=TOTAL)
+                          for t in tables])
+    return CDFTables(cdf, np.concatenate([t.lengths for t in tables]), np.concatenate([t.offsets for t in tables]),
+                     family=family)
+
+
 def categorical_tables(probs) -> CDFTables:
     """One row per probability vector (``probs[r, k]`` for symbol ``k``; offset 0).
 

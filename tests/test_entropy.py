@@ -621,3 +621,24 @@ def test_gpu_coder_self_check_falls_back_with_a_warning(gauss, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert coder.gpu_coder_ok("cpu", gauss) is True
+
+
+def test_concatenated_tables_code_each_kind_as_its_own_set():
+    """One stream of symbols of two kinds (concat_tables): the same symbols, each coded
+    with its own table set's row, at the same ideal cost."""
+    from codec import entropy
+
+    a, b = entropy.laplace_tables(np.array([0.5, 4.0])), entropy.gaussian_tables()
+    both = entropy.concat_tables(a, b)
+    assert both.num_rows == a.num_rows + b.num_rows and both.width == max(a.width, b.width)
+    g = torch.Generator().manual_seed(0)
+    ia = torch.randint(0, a.num_rows, (300,), generator=g, dtype=torch.int32)
+    ib = torch.randint(0, b.num_rows, (500,), generator=g, dtype=torch.int32)
+    sa, sb = entropy.sample_symbols(a, ia, seed=1), entropy.sample_symbols(b, ib, seed=2)
+    sym, idx = torch.cat([sa, sb]), torch.cat([ia, ib + a.num_rows])
+    data = entropy.encode(sym, idx, both)
+    assert torch.equal(entropy.decode(data, idx, both), sym.to(torch.int32))
+    want = entropy.ideal_bits(sa, ia, a) + entropy.ideal_bits(sb, ib, b)
+    assert abs(entropy.ideal_bits(sym, idx, both) - want) < 1e-6 * want
+    with pytest.raises(entropy.TableError):
+        entropy.concat_tables()

@@ -252,9 +252,10 @@ def parse_codec_spec(text: str) -> CodecSpec:
     parts = text.split(":")
     name = parts[0].strip().lower()
     if name not in codecs:
-        by_medium: dict[str, list[str]] = {}  # media in the order their modules registered
-        for key in sorted(codecs, key=lambda k: list(_MEDIA).index(codecs[k].media)
-                          if codecs[k].media in _MEDIA else len(_MEDIA)):
+        by_medium: dict[str, list[str]] = {}  # image, audio, video, then any other medium
+        order = ["image", "audio", "video"]
+        for key in sorted(codecs, key=lambda k: order.index(codecs[k].media)
+                          if codecs[k].media in order else len(order)):
             by_medium.setdefault(codecs[key].media, []).append(key)
         raise CodecError(f"unknown codec {parts[0]!r} in --codec {text!r}; available: "
                          + "; ".join(f"{', '.join(keys)} ({medium})" for medium, keys in by_medium.items()))
