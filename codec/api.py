@@ -137,7 +137,7 @@ def check_fits(name: str, info) -> None:
 
 
 def encode(item, *, model: str | None = None, quality=None, device=None, medium: str | None = None,
-           max_pixels=None, sample_rate=None, bitrate=None, max_samples=None) -> bytes:
+           max_pixels=None, sample_rate=None, bitrate=None, max_samples=None, fps=None, gop=None) -> bytes:
     """Compress one item to a self-describing stream (``codec/CONTAINER.md``).
 
     ``model`` picks the codec (default: the best shipped one of ``medium``, default
@@ -150,12 +150,25 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
     Audio: a :class:`codec.media.audio.Audio`, or an array/tensor ``[n]`` / ``[channels, n]``
     with its ``sample_rate``; ``bitrate`` (kbit/s, ``16`` or ``"16k"``) picks the quality
     that comes closest to it from below (:func:`codec.audio_coding.pick_quality`);
-    ``max_samples`` raises the length limit (samples per channel)."""
+    ``max_samples`` raises the length limit (samples per channel).
+    Video: a :class:`codec.media.video.Video`, or frames (an array ``[T, H, W, 3]``, a tensor
+    ``[T, 3, H, W]``, a list or an iterator of ``[H, W, 3]`` frames) with their ``fps``;
+    frames are coded as they come (an iterator streams); ``gop``: a key frame every this
+    many frames (default 32); ``max_pixels`` bounds the frame size."""
     from codec.media.audio import Audio
+    from codec.media.video import Video
 
     if medium is None and model is None and (sample_rate is not None or isinstance(item, Audio)):
         medium = "audio"
+    if medium is None and model is None and (fps is not None or isinstance(item, Video)):
+        medium = "video"
     med = _medium_for(model, medium)
+    if fps is not None and med.NAME != "video":
+        raise InputError("fps= is for video")
+    if gop is not None and med.NAME != "video":
+        raise InputError("gop= is for video")
+    if med.NAME == "video":
+        return _encode_video(med, item, model, quality, device, max_pixels, fps, gop)
     if bitrate is not None and med.NAME != "audio":
         raise InputError("bitrate= is for audio (images take a quality)")
     if bitrate is not None and quality is not None:
@@ -186,6 +199,20 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
     c = ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(q), media=item.info,
                      payload=payload)
     return ct.pack(c)
+
+
+def _encode_video(med, item, model, quality, device, max_pixels, fps, gop, progress=None) -> bytes:
+    from codec import video_coding as vc
+
+    name, q = resolve(model, quality, "video")
+    g = vc.check_gop(vc.DEFAULT_GOP if gop is None else gop)
+    video = med.from_user(item, fps, limit=max_pixels)  # checked before a model loads
+    m = load_model(name, q, device)
+    with _resources(f"encode a {video.width}x{video.height} video"):
+        payload, n = vc.stream_payload(m, video.frames, video.width, video.height, q, g, progress)
+    info = ct.VideoInfo(video.width, video.height, n, (video.fps.numerator, video.fps.denominator), "rgb", 8)
+    return ct.pack(ct.Container(model=m.name, weights_id=m.weights_id, quality=_spec(name).quality_code(q),
+                                media=info, payload=payload))
 
 
 def _overhead(m, spec, info, n_model) -> tuple:
@@ -233,7 +260,7 @@ def _decoding(med, c):
 
 
 def decode(data: bytes, *, device=None, output: str | None = None, max_pixels=None, max_samples=None,
-           start=None, duration=None):
+           start=None, duration=None, frames=None):
     """Decompress a stream made by :func:`encode` (on any device, by any install).
 
     The work a stream asks for is bounded before any network runs: its picture must
@@ -243,7 +270,12 @@ def decode(data: bytes, *, device=None, output: str | None = None, max_pixels=No
     Images come back as ``output`` ``"numpy"`` (default), ``"torch"`` or ``"pil"``; audio as
     an :class:`~codec.media.audio.Audio` (``output="audio"``, the default), or its samples
     (``"numpy"``, ``"torch"``).  ``start`` / ``duration`` (seconds, audio only) decode a
-    time range: only the chunks it needs, and the samples a full decode gives there."""
+    time range: only the chunks it needs, and the samples a full decode gives there.
+    Video comes back as a :class:`~codec.media.video.Video` whose frames are decoded as they
+    are iterated (``output="video"``, the default; bounded memory), or all frames at once
+    (``"numpy"`` ``[T, H, W, 3]`` uint8, ``"torch"`` ``[T, 3, H, W]`` float); ``frames``
+    (``"A-B"``, 0-based and inclusive, or ``(start, stop)``) decodes from the nearest key
+    frame before ``A``: the frames a full decode gives there."""
     c = ct.unpack(data)
     med = media.get(c.modality)
     output = med.OUTPUTS[0] if output is None else output
@@ -251,6 +283,10 @@ def decode(data: bytes, *, device=None, output: str | None = None, max_pixels=No
         raise InputError(f"output must be one of {', '.join(med.OUTPUTS)}, not {output!r}")
     if (start is not None or duration is not None) and c.modality != "audio":
         raise InputError("start= and duration= are for audio streams")
+    if frames is not None and c.modality != "video":
+        raise InputError("frames= is for video streams")
+    if c.modality == "video":
+        return med.to_user(_decode_video(data, c, device, max_pixels, frames), output)
     if c.modality == "audio":
         from codec import audio_coding as ac
 
@@ -275,11 +311,53 @@ def decode(data: bytes, *, device=None, output: str | None = None, max_pixels=No
     return med.to_user(item, output)
 
 
+def _frame_span(info, frames) -> tuple:
+    from codec import video_coding as vc
+
+    if isinstance(frames, tuple) and len(frames) == 2:
+        a, b = frames
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in frames) or not 0 <= a < b:
+            raise InputError(f"frames=(start, stop) takes whole numbers with 0 <= start < stop, not {frames!r}")
+        if a >= info.frames:
+            raise InputError(f"frames {frames} are outside the video's 0-{info.frames - 1}")
+        return a, min(b, info.frames)
+    return vc.frame_range(info, frames)
+
+
+def _decode_video(data, c, device, max_pixels, frames):
+    """A lazy :class:`Video` of the frames of a video stream (checked before any network runs)."""
+    from codec import video_coding as vc
+
+    t0, t1 = _frame_span(c.media, frames)  # before a model loads
+    c, med, m, q, payload = _open_stream(data, device, max_pixels)
+    dev = next(m.parameters()).device
+
+    def frames_():
+        with _decoding(med, c):
+            yield from vc.decoded_frames(m, payload, c.media, q, dev, t0, t1)
+
+    fps = c.media.fps
+    from fractions import Fraction
+
+    return med.Video(frames_(), Fraction(*fps), c.media.width, c.media.height, t1 - t0)
+
+
 def encode_file(src, dst, *, model: str | None = None, quality=None, bitrate=None, device=None,
-                max_samples=None, force: bool = False) -> dict:
-    """Encode an audio file to a stream file in bounded memory (decoded, resampled and coded
-    block by block; with ``bitrate``, read twice: once to measure, once to code).  Returns
-    what was done: ``bytes``, ``kbps``, ``quality``, ``model``, ``info``."""
+                max_samples=None, force: bool = False, gop=None, size=None, fps=None, pix_fmt=None,
+                max_pixels=None, progress=None) -> dict:
+    """Encode an audio or video file to a stream file in bounded memory.  Audio: decoded,
+    resampled and coded block by block; with ``bitrate``, read twice: once to measure, once
+    to code.  Video: frame by frame (``gop``: key-frame interval; ``size`` ``"WxH"``, ``fps``
+    and ``pix_fmt`` for raw ``.yuv``; ``progress(nbytes)`` after each frame).  Returns what
+    was done: ``bytes``, ``kbps``, ``quality``, ``model``, ``info``."""
+    medium = _spec(model).modality if model is not None else media.medium_of(src)
+    if medium == "video":
+        if bitrate is not None or max_samples is not None:
+            raise InputError("bitrate= and max_samples= are for audio")
+        return _encode_video_file(src, dst, model, quality, device, force, gop, size, fps, pix_fmt, max_pixels,
+                                  progress)
+    if any(v is not None for v in (gop, size, fps, pix_fmt, progress)):
+        raise InputError("gop=, size=, fps=, pix_fmt= and progress= are for video files")
     from codec import audio_coding as ac
     from codec.fileio import atomic_write, check_output
     from codec.media import audio as A
@@ -319,17 +397,46 @@ def encode_file(src, dst, *, model: str | None = None, quality=None, bitrate=Non
     return {"bytes": len(data), "kbps": A.rate(len(data), info), "quality": q, "model": m.name, "info": info}
 
 
+def _encode_video_file(src, dst, model, quality, device, force, gop, size, fps, pix_fmt, max_pixels,
+                       progress) -> dict:
+    from codec import video_coding as vc
+    from codec.fileio import atomic_write, check_output
+    from codec.media import video as V
+
+    name, q = resolve(model, quality, "video")
+    g = vc.check_gop(vc.DEFAULT_GOP if gop is None else gop)
+    check_output(dst, force)
+    with V.Reader(src, size=size, fps=fps, pix_fmt=pix_fmt, limit=max_pixels) as r:  # checked before a model loads
+        m = load_model(name, q, device)
+        with _resources(f"encode {src}"):
+            payload, n = vc.stream_payload(m, r.frames(), r.width, r.height, q, g, progress)
+        info = ct.VideoInfo(r.width, r.height, n, (r.fps.numerator, r.fps.denominator), "rgb", 8)
+    data = ct.pack(ct.Container(model=m.name, weights_id=m.weights_id, quality=_spec(name).quality_code(q),
+                                media=info, payload=payload))
+    atomic_write(dst, data, force)
+    return {"bytes": len(data), "kbps": V.rate(len(data), info), "quality": q, "model": m.name, "info": info,
+            "gop": g}
+
+
 def decode_file(data: bytes, dst, *, device=None, max_samples=None, start=None, duration=None,
-                force: bool = False) -> dict:
+                force: bool = False, frames=None, max_pixels=None, progress=None) -> dict:
     """Decode an audio stream to a WAV or FLAC file (by the extension) in bounded memory,
-    chunk by chunk; ``start`` / ``duration`` as for :func:`decode`.  Nothing is left at
-    ``dst`` on an error.  Returns ``info``, ``samples``, ``model``, ``quality``."""
+    chunk by chunk; ``start`` / ``duration`` as for :func:`decode`; or a video stream to a
+    ``.y4m``, a lossless FFV1 ``.mkv`` or a folder of PNG frames, frame by frame (``frames``
+    as for :func:`decode`; ``progress()`` after each frame).  Nothing is left at ``dst`` on
+    an error.  Returns ``info``, ``samples`` (audio) or ``frames`` (video), ``model``, ``quality``."""
     from codec import audio_coding as ac
     from codec.media import audio as A
 
     c = ct.unpack(data)
+    if c.modality == "video":
+        if start is not None or duration is not None or max_samples is not None:
+            raise InputError("start=, duration= and max_samples= are for audio streams")
+        return _decode_video_file(data, c, dst, device, force, frames, max_pixels, progress)
+    if frames is not None or progress is not None:
+        raise InputError("frames= and progress= are for video streams")
     if c.modality != "audio":
-        raise InputError(f"decode_file writes audio; this stream holds {c.modality}")
+        raise InputError(f"decode_file writes audio or video; this stream holds {c.modality}")
     w = A.Writer(dst, c.media.sample_rate, c.media.channels, force=force)  # checks dst first
     t0, t1 = ac.time_range(c.media, start, duration)
     c, med, m, q, payload = _open_stream(data, device, max_samples)
@@ -338,6 +445,21 @@ def decode_file(data: bytes, dst, *, device=None, max_samples=None, start=None, 
         for y in ac.decoded_blocks(m, payload, c.media, q, dev, t0, t1):
             w.write(y)
     return {"info": c.media, "samples": w.samples, "model": c.model, "quality": q}
+
+
+def _decode_video_file(data, c, dst, device, force, frames, max_pixels, progress) -> dict:
+    from fractions import Fraction
+
+    from codec.media import video as V
+
+    w = V.Writer(dst, c.media.width, c.media.height, Fraction(*c.media.fps), force=force)  # checks dst first
+    video = _decode_video(data, c, device, max_pixels, frames)
+    with w:
+        for f in video.frames:
+            w.write(f)
+            if progress is not None:
+                progress()
+    return {"info": c.media, "frames": w.count, "model": c.model, "quality": stream_quality(c)}
 
 
 def stream_quality(c: ct.Container):

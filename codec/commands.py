@@ -17,7 +17,9 @@ def register(sub) -> None:
         "encode", help="compress media files to .nmc streams",
         description="Compress media files to .nmc streams; each file reaches the codec of its medium (images: "
         "PNG, JPEG and every other format Pillow reads; audio: WAV, FLAC, MP3, Ogg/Opus, M4A and every other "
-        "format FFmpeg decodes, coded in chunks with bounded memory; video has no shipped codec yet). One input: "
+        "format FFmpeg decodes, coded in chunks with bounded memory; video: MP4, MKV, WebM, Y4M, raw .yuv with "
+        "--size/--fps/--pix-fmt and every other format FFmpeg decodes, coded frame by frame with I- and P-frames; "
+        "an audio track in a video file is not coded). One input: "
         "OUTPUT is the stream file. Several inputs (or OUTPUT ending in '/' or an existing directory): OUTPUT "
         "is a directory and each stream is named after its input (NAME.nmc).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="media files (one medium per call)")
@@ -31,21 +33,32 @@ def register(sub) -> None:
     p.add_argument("--bitrate", default=None, metavar="KBPS",
                    help="audio: target bitrate, e.g. 16k or 24 (kbit/s): the highest quality whose stream is at "
                         "most this, measured on up to 60 s of the file (instead of --quality)")
+    p.add_argument("--gop", type=int, default=None, metavar="N",
+                   help="video: a key frame (random-access point) every N frames (default 32; 1: every frame)")
+    p.add_argument("--size", default=None, metavar="WxH", help="raw .yuv input: the frame size, e.g. 352x288")
+    p.add_argument("--fps", default=None, metavar="F", help="raw .yuv input: the frame rate, e.g. 25 or 30000/1001")
+    p.add_argument("--pix-fmt", default=None, metavar="FMT",
+                   help="raw .yuv input: the pixel format (default yuv420p; also yuv422p, yuv444p, nv12, gray, "
+                        "rgb24, ...)")
     _common(p)
     p.set_defaults(func=_encode)
 
     p = sub.add_parser(
-        "decode", help="decompress .nmc streams (images to PNG, audio to WAV or FLAC)",
+        "decode", help="decompress .nmc streams (images to PNG, audio to WAV or FLAC, video to Y4M, MKV or PNGs)",
         description="Decompress .nmc streams (images to 8-bit PNG; audio to 16-bit WAV or FLAC, by the output's "
-        "extension, at the original sample rate and length). One input: OUTPUT is the file. Several "
-        "inputs (or OUTPUT ending in '/' or an existing directory): OUTPUT is a directory and each output is "
-        "named after its stream (NAME.png, NAME.wav).")
+        "extension, at the original sample rate and length; video to .y4m (YUV 4:2:0), .mkv (lossless FFV1, "
+        "the decoded RGB exactly) or, for an OUTPUT without an extension, a new folder of PNG frames). One "
+        "input: OUTPUT is the file. Several inputs (or OUTPUT ending in '/' or an existing directory): OUTPUT "
+        "is a directory and each output is named after its stream (NAME.png, NAME.wav, NAME.y4m).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".nmc stream files")
     p.add_argument("-o", "--output", required=True, help="output file, or directory for several inputs")
     p.add_argument("--start", type=float, default=None, metavar="SECONDS",
                    help="audio: decode from this time on (only the chunks needed)")
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="audio: decode this many seconds (from --start, or from the beginning)")
+    p.add_argument("--frames", default=None, metavar="A-B",
+                   help="video: decode frames A to B (from 0, both included; 'A-' to the end), decoding from "
+                        "the nearest key frame before A")
     _common(p)
     p.set_defaults(func=_decode)
 
@@ -73,6 +86,9 @@ def register(sub) -> None:
     p.add_argument("--audio", action="store_true", help="the bundled speech sample instead (LJ Speech LJ001-0001, "
                    "9.7 s, 22.05 kHz, public domain) with the default audio model; prints kbps, SI-SDR, mel distance")
     p.add_argument("--bitrate", default=None, metavar="KBPS", help="with --audio: a target bitrate instead of --quality")
+    p.add_argument("--video", action="store_true", help="the bundled clip instead (Big Buck Bunny, 48 frames, "
+                   "320x180, 25 fps, CC-BY 3.0 Blender Foundation) with the default video model; prints kbps, "
+                   "PSNR-YUV and frames/s (-o: a .y4m, .mkv or PNG folder)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser(
@@ -197,15 +213,26 @@ def _encode(args) -> int:
         from codec.audio_coding import parse_bitrate
 
         parse_bitrate(args.bitrate)
+    video_args = [o for o, v in (("--gop", args.gop), ("--size", args.size), ("--fps", args.fps),
+                                 ("--pix-fmt", args.pix_fmt)) if v is not None]
+    if video_args and med.NAME != "video":
+        raise InputError(f"{', '.join(video_args)}: for video inputs")
+    if med.NAME == "video":
+        from codec.video_coding import check_gop
+
+        check_gop(32 if args.gop is None else args.gop)
     limit = args.max_samples if med.NAME == "audio" else args.max_pixels
+    raw = dict(size=args.size, fps=args.fps, pix_fmt=args.pix_fmt) if med.NAME == "video" else {}
     if len(pairs) == 1:  # a bad single input fails before a model loads (several: each says so in turn)
-        info = med.probe(pairs[0][0], limit=limit)
+        info = med.probe(pairs[0][0], limit=limit, **raw)
         from codec.api import check_fits
 
         check_fits(resolve(args.model, args.quality, med.NAME)[0], info)
     m, q = _load_model(args.model, args.quality, args.device, med.NAME)
     if med.NAME == "audio":
         return _run_many(pairs, lambda src, dst: _encode_audio(args, m, q, src, dst), args.quiet, "encode")
+    if med.NAME == "video":
+        return _run_many(pairs, lambda src, dst: _encode_video(args, m, q, src, dst), args.quiet, "encode")
 
     def one(src, dst):
         item = med.read(src, limit=args.max_pixels)
@@ -244,6 +271,76 @@ def _encode_audio(args, m, q, src, dst) -> str:
             f"({m.name} q{r['quality']:g}{target})")
 
 
+def _frame_bar(args, total, what):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit="frame", disable=args.quiet, file=sys.stderr, leave=False,
+                dynamic_ncols=True)
+
+
+def _has_audio(src) -> bool:
+    try:
+        import av
+
+        with av.open(src) as c:
+            return bool(c.streams.audio)
+    except Exception:  # noqa: BLE001 - raw .yuv, y4m, PNG folders: no audio track
+        return False
+
+
+def _encode_video(args, m, q, src, dst) -> str:
+    import codec
+    from codec.api import encode_file
+    from codec.media import video as V
+
+    raw = dict(size=args.size, fps=args.fps, pix_fmt=args.pix_fmt)
+    info = V.probe(src, limit=args.max_pixels, **raw)
+    if _has_audio(src):
+        print(f"codec: note: {src}: its audio track is not coded (video streams hold frames only)", file=sys.stderr)
+    bar = _frame_bar(args, info.frames, "encode")
+    sent = [0]
+
+    def progress(nbytes):
+        sent[0] += nbytes
+        bar.update(1)
+        bar.set_postfix_str(f"{sent[0] / 1000:.0f} kB", refresh=False)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", codec.UntrainedModelWarning)
+            r = encode_file(src, dst, model=m.name, quality=q, device=args.device, force=args.force, gop=args.gop,
+                            max_pixels=args.max_pixels, progress=progress, **raw)
+    finally:
+        bar.close()
+    return (f"{src} -> {dst}: {r['bytes']} bytes, {r['kbps']:.1f} kbps, "
+            f"{V.bpp(r['bytes'], r['info']):.4f} bpp, {V.describe(r['info'])} ({m.name} q{r['quality']:g}, "
+            f"key frame every {r['gop']})")
+
+
+def _decode_video(args, data, c, src, dst) -> str:
+    from fractions import Fraction
+
+    import codec
+    from codec.api import decode_file
+    from codec.media import video as V
+    from codec.video_coding import frame_range
+
+    a, b = frame_range(c.media, args.frames)
+    V.Writer(dst, c.media.width, c.media.height, Fraction(*c.media.fps), force=args.force)  # the output, first
+    bar = _frame_bar(args, b - a, "decode")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", codec.UntrainedModelWarning)
+            r = decode_file(data, dst, device=args.device, frames=args.frames, max_pixels=args.max_pixels,
+                            force=args.force, progress=lambda: bar.update(1))
+    finally:
+        bar.close()
+    if any(issubclass(w.category, codec.UntrainedModelWarning) for w in caught):
+        print(f"codec: warning: model '{c.model}' has no trained weights", file=sys.stderr)
+    part = "" if r["frames"] == c.media.frames else f", frames {a}-{b - 1}"
+    return f"{src} -> {dst}: {V.describe(c.media)}{part} ({c.model} q{r['quality']:g})"
+
+
 def _decode_audio(args, data, c, src, dst) -> str:
     import codec
     from codec.api import decode_file
@@ -267,21 +364,31 @@ def _decode(args) -> int:
     from codec.api import stream_quality
     from codec.container import unpack
 
-    many = len(args.inputs) > 1 or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output)
-    pairs = _targets(args.inputs, args.output, "" if many else ".png")
+    from codec.media.video import is_frame_folder
+
+    # (one stream into an existing folder of PNG frames: that folder is the output, as for a new one)
+    frames_out = len(args.inputs) == 1 and is_frame_folder(args.output) and not args.output.endswith(("/", os.sep))
+    many = not frames_out and (len(args.inputs) > 1 or args.output.endswith(("/", os.sep))
+                               or os.path.isdir(args.output))
+    pairs = [(args.inputs[0], args.output)] if frames_out else _targets(args.inputs, args.output, "")
     if many:  # several streams into a folder: each output named after its stream, with its medium's extension
         pairs = [(src, dst + _extension_of(src)) for src, dst in pairs]
     for _, dst in pairs:
-        check_output(dst, args.force)
+        if not frames_out:
+            check_output(dst, args.force)
 
     def one(src, dst):
         data = read_stream(src)
         c = unpack(data)
         med = media.get(c.modality)
+        if c.modality != "video" and args.frames is not None:
+            raise InputError(f"{src}: --frames is for video streams")
         if c.modality == "audio":
             return _decode_audio(args, data, c, src, dst)
         if args.start is not None or args.duration is not None:
             raise InputError(f"{src}: --start and --duration are for audio streams")
+        if c.modality == "video":
+            return _decode_video(args, data, c, src, dst)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", codec.UntrainedModelWarning)
             out = codec.decode(data, device=args.device, output="numpy", max_pixels=args.max_pixels)
@@ -294,12 +401,12 @@ def _decode(args) -> int:
 
 
 def _extension_of(path) -> str:
-    """What a stream decodes to: ".wav" for audio, ".png" otherwise (also for what is not a
-    stream: its error comes when it is decoded)."""
+    """What a stream decodes to: ".wav" for audio, ".y4m" for video, ".png" otherwise (also
+    for what is not a stream: its error comes when it is decoded)."""
     from codec.container import unpack
 
     try:
-        return ".wav" if unpack(read_stream(path)).modality == "audio" else ".png"
+        return {"audio": ".wav", "video": ".y4m"}.get(unpack(read_stream(path)).modality, ".png")
     except CodecError:
         return ".png"
 
@@ -347,6 +454,14 @@ def _info(args) -> int:
             print(f"  audio {secs:.3f} s, {d['sample_rate']} Hz, "
                   f"{ {1: 'mono', 2: 'stereo'}.get(d['channels'], str(d['channels']) + ' channels')}, "
                   f"{d['bit_depth']}-bit source, {d['samples']} samples per channel")
+        elif d["modality"] == "video":
+            from codec.container import VideoInfo
+            from codec.media.video import describe
+
+            keys = sum(1 for s in d["sections"] if s["flags"] & 1)
+            info = VideoInfo(d["width"], d["height"], d["frames"], tuple(d["fps"]), d["colour"], d["bit_depth"])
+            print(f"  video {describe(info)}, {d['colour']} {d['bit_depth']}-bit, {keys} key frame"
+                  f"{'' if keys == 1 else 's'}")
         else:
             print(f"  {d['modality']} " + ", ".join(f"{k} {d[k]}" for k in ("width", "height", "frames", "fps",
                   "sample_rate", "channels", "samples", "colour", "bit_depth") if k in d))
@@ -422,11 +537,59 @@ def _demo_audio(args) -> int:
     return 0
 
 
+def _demo_video(args) -> int:
+    from importlib import resources
+
+    import numpy as np
+
+    import codec
+    from codec.media import video as med
+    from codec.media.video_metrics import psnr_yuv
+
+    if args.output:
+        med.Writer(args.output, 320, 180, 25, force=args.force)  # checks the name and the target first
+    src = resources.files("codec").joinpath("assets", "bbb-320x180.mp4")
+    with resources.as_file(src) as path:
+        clip = med.read(path)
+        frames = np.stack(list(clip.frames))
+    m, q = _load_model(args.model, args.quality, args.device, "video")
+    dev = str(next(m.parameters()).device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", codec.UntrainedModelWarning)
+        t0 = time.perf_counter()
+        data = codec.encode(frames, model=m.name, quality=q, fps=clip.fps, device=dev)
+        t1 = time.perf_counter()
+        out = codec.decode(data, device=dev, output="numpy")
+        t2 = time.perf_counter()
+    n = len(frames)
+    info = codec.info(data)
+    keys = sum(1 for s in info["sections"] if s["flags"] & 1)
+    yuv = [med.rgb_to_yuv420(f) for f in frames]
+    dec = [med.rgb_to_yuv420(f) for f in out]
+    print(f"sample   bbb-320x180.mp4 {n} frames, 320x180, {clip.fps} fps (Big Buck Bunny, CC-BY 3.0)")
+    print(f"model    {m.name} quality {q:g} on {dev}, {keys} key frame{'' if keys == 1 else 's'}"
+          f"{'' if m.trained else '  [UNTRAINED]'}")
+    print(f"size     {len(data)} bytes")
+    print(f"kbps     {info['kbps']:.1f} ({8 * len(data) / (n * 320 * 180):.4f} bpp)")
+    print(f"PSNR     {psnr_yuv(yuv, dec):.2f} dB (YUV 4:2:0, 6:1:1)")
+    print(f"time     encode {n / (t1 - t0):.1f} frames/s, decode {n / (t2 - t1):.1f} frames/s")
+    if args.output:
+        med.write(args.output, med.Video(out, clip.fps, 320, 180, n), force=args.force)
+        print(f"wrote    {args.output}")
+    return 0
+
+
 def _demo(args) -> int:
     from importlib import resources
 
     import codec
 
+    if args.audio and args.video:
+        raise InputError("give --audio or --video, not both")
+    if args.video:
+        if args.bitrate is not None:
+            raise InputError("--bitrate is for the audio demo (--audio)")
+        return _demo_video(args)
     if args.audio:
         return _demo_audio(args)
     if args.bitrate is not None:

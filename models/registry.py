@@ -151,10 +151,15 @@ MODELS: dict[str, ModelSpec] = {
                   quality=CONTINUOUS,
                   description="WaLLoC-style audio codec at 32 kHz: a 5-level CDF 9/7 wavelet packet around a "
                               "shallow autoencoder, mean-scale hyperprior with gain units; continuous quality 1..8"),
+        ModelSpec("video-ip", "video", "codec.models.video:VideoModel", dict(N=64, M=96, levels=8),
+                  quality=CONTINUOUS,
+                  description="I/P-frame video codec: mean-scale I-frames; P-frames by overlapped half-pel block "
+                              "motion and a learned residual coder; integer synthesis, so decoded frames are exact "
+                              "on every device"),
     ]
 }
 #: the best model with shipped weights, per medium (a medium missing here has no codec yet)
-DEFAULT_MODELS = {"image": "mean-scale-vr", "audio": "wavelet-audio"}
+DEFAULT_MODELS = {"image": "mean-scale-vr", "audio": "wavelet-audio", "video": "video-ip"}
 
 
 class UnknownModelError(KeyError):

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from codec.tools import fuzz
 
 pytestmark = pytest.mark.filterwarnings("ignore::codec.api.UntrainedModelWarning")
-MODELS = ("factorized", "mean-scale-vr", "wavelet-audio")  # the fastest model, the default image and audio models
+MODELS = ("factorized", "mean-scale-vr", "wavelet-audio", "video-ip")  # the fastest model, the default image,
+# audio and video models
 
 
 def ci(n):

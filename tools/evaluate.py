@@ -34,6 +34,12 @@ block (CompressAI's, earlier versions') are in :mod:`codec.tools.axes`.
 holds the per-item values in the same order.  Extra keys are ignored by readers of
 CompressAI's files.
 
+A medium may add per-point fields that are not metrics (``Media.extra_keys``, filled by
+``Media.score`` and ``Media.extras``): video records ``psnr-y``/``-u``/``-v``, ``bpp``,
+``frames`` and ``encoding_fps``/``decoding_fps`` in ``results`` and ``per_image`` after
+its metrics.  ``--frames N`` (video) codes only the first N frames of every clip; it is
+written to ``meta.frames`` and is part of the points' fingerprint.
+
 Resuming: running the same command again skips every point already in the journal
 whose codec settings (:meth:`Codec.fingerprint`) and item content (SHA-1) match, so an
 interrupted or crashed run continues where it stopped, and changing a codec's settings
@@ -132,10 +138,11 @@ def _single_threaded_torch() -> None:
         pass
 
 
-def run_point(codec: Codec, quality, path: str, sha1: str) -> dict:
-    """Encode, decode and score one item at one quality.  Runs in a worker process."""
+def run_point(codec: Codec, quality, path: str, sha1: str, frames: int | None = None) -> dict:
+    """Encode, decode and score one item at one quality (only its first ``frames`` frames
+    when given: video).  Runs in a worker process."""
     media = get_media(codec.media)
-    item = media.load(Path(path))
+    item = media.load(Path(path)) if frames is None else media.load(Path(path), frames=frames)
     t0 = time.perf_counter()
     data = codec.encode(item, quality)
     t1 = time.perf_counter()
@@ -154,7 +161,17 @@ def run_point(codec: Codec, quality, path: str, sha1: str) -> dict:
         "encoding_time": t1 - t0,
         "decoding_time": t2 - t1,
     }
+    extras = getattr(media, "extras", None)  # a medium's further per-point fields (video: bpp, frames/s)
+    if extras is not None:
+        out.update(extras(len(data), item, rec, t1 - t0, t2 - t1))
     return out
+
+
+def point_fingerprint(codec: Codec, frames: int | None = None) -> str:
+    """What a journal point was computed with: the codec's fingerprint, and the frame limit
+    (``--frames``) when there is one."""
+    fp = codec.fingerprint()
+    return fp if frames is None else f"{fp}/frames={frames}"
 
 
 # --------------------------------------------------------------------------- journal
@@ -211,9 +228,10 @@ def _mean(values: list) -> float | None:
 
 
 def aggregate(codec: Codec, qualities: list, items: list[tuple[str, str]], journal: Journal,
-              dataset_name: str) -> dict:
+              dataset_name: str, frames: int | None = None) -> dict:
     media = get_media(codec.media)
-    keys = [media.rate_key, *media.metric_keys, "encoding_time", "decoding_time"]
+    keys = [media.rate_key, *media.metric_keys, *getattr(media, "extra_keys", ()), "encoding_time",
+            "decoding_time"]
     per_q = []
     for q in qualities:
         recs = [journal.records[(name, sha, _qkey(q))] for name, sha in items]
@@ -254,7 +272,9 @@ def aggregate(codec: Codec, qualities: list, items: list[tuple[str, str]], journ
             f"{getattr(media, 'timing_note', 'colour conversion / decode to 8-bit RGB')}), "
             f"{'/'.join(workers)} worker process(es) in parallel, "
             f"{_cpu_name()}, {os.cpu_count()} logical CPUs",
-            "fingerprint": codec.fingerprint(),
+            "fingerprint": journal.fingerprint,
+            **({"frames": f"the first {frames} frames of every clip (codec eval --frames {frames})"}
+               if frames is not None else {}),
             "versions": {"python": platform.python_version(), "numpy": numpy.__version__,
                          "torch": torch.__version__},
         },
@@ -271,8 +291,12 @@ def _progress(total: int, enabled: bool, desc: str):
 
 def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], out_dir, *,
              jobs: int | None = None, limit: int | None = None, progress: bool = True,
-             log=print) -> dict[str, Path]:
+             log=print, frames: int | None = None, gop: int | None = None) -> dict[str, Path]:
     """Run the evaluation; returns ``{codec key: results JSON path}`` for complete codecs.
+
+    ``frames`` (video): code only the first N frames of every clip (part of the points'
+    fingerprint and written to ``meta.frames``); ``gop`` (video): the key-frame interval of
+    every codec (each must have a ``gop`` setting).
 
     ``codecs`` are ``--codec`` strings, parsed specs or ``(Codec instance, qualities)``
     pairs (for plug-ins and tests).  Raises :class:`CodecError` on user mistakes and
@@ -287,6 +311,10 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
+    if frames is not None and frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {frames}")
+    if gop is not None and gop < 1:
+        raise ValueError(f"--gop must be >= 1, got {gop}")
 
     pairs: list[tuple[Codec, list]] = []
     for c in codecs:
@@ -299,6 +327,13 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
     if len(media_names) > 1:
         raise CodecError(f"codecs for different media in one run: {', '.join(sorted(media_names))}")
     media = get_media(media_names.pop())
+    if frames is not None and not getattr(media, "supports_frames", False):
+        raise CodecError(f"--frames applies to video; these codecs code {media.name}")
+    if gop is not None:
+        for codec, _ in pairs:
+            if not hasattr(codec, "gop"):
+                raise CodecError(f"--gop: {codec.key} has no GOP setting (--gop applies to video codecs)")
+            codec.gop = gop
 
     paths = media.list_items(Path(dataset))
     if limit:
@@ -322,14 +357,14 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
         _single_threaded_torch()
     for codec, quals in pairs:
         codec.prepare(quals)
-        j = Journal(out / JOURNAL_DIR / f"{codec.key}.jsonl", codec.fingerprint())
+        j = Journal(out / JOURNAL_DIR / f"{codec.key}.jsonl", point_fingerprint(codec, frames))
         if j.stale:
             log(f"{codec.key}: {j.stale} journal point(s) computed with other settings are ignored")
         journals[codec.key] = j
         for q in quals:
             for p, (name, sha) in zip(paths, items):
                 if not j.has(name, sha, q):
-                    tasks.append((codec, q, str(p), sha))
+                    tasks.append((codec, q, str(p), sha, frames))
     total = sum(len(q) for _, q in pairs) * len(items)
     log(f"{len(items)} item(s), {len(pairs)} codec(s), {total} point(s): "
         f"{total - len(tasks)} already done, {len(tasks)} to run on {min(jobs, max(len(tasks), 1))} process(es)")
@@ -340,13 +375,13 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
     errors: list[str] = []
 
     def finish(codec: Codec, quals: list) -> None:
-        res = aggregate(codec, quals, items, journals[codec.key], dataset_name)
+        res = aggregate(codec, quals, items, journals[codec.key], dataset_name, frames)
         path = out / f"{codec.key}.json"
         write_json_atomic(path, res)
         written[codec.key] = path
 
     def done(task, rec=None, exc=None) -> None:
-        codec, q, p, _ = task
+        codec, q, p = task[:3]
         if exc is not None:
             errors.append(f"{codec.key} quality {q} {Path(p).name}: {exc.__class__.__name__}: {exc}")
             return
@@ -430,7 +465,8 @@ def register(sub) -> None:
         + "\n\nexample:\n  codec eval data/kodak --codec jpeg --codec webp:10,50,90 --codec avif -o results/",
     )
     p.add_argument("dataset", nargs="?", metavar="DATASET",
-                   help="folder of images (png, jpg, ppm, bmp, tif, webp; sorted by name) or one image file")
+                   help="folder of images (png, jpg, ppm, bmp, tif, webp; sorted by name), of audio or of video "
+                   "files (the codecs' medium), or one such file")
     p.add_argument("--codec", action="append", default=[], metavar="SPEC", dest="codecs",
                    help="codec to evaluate, repeatable: NAME[:QUALITIES] (e.g. jpeg, webp:10,50,90) or "
                    "ours:MODEL[:QUALITIES]; without QUALITIES the codec's default grid (about 0.05-2 bpp on "
@@ -441,6 +477,10 @@ def register(sub) -> None:
                    help=f"worker processes (default: number of CPUs, here {os.cpu_count()}); 1 runs in-process")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N items of DATASET (quick checks)")
+    p.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="video: code only the first N frames of every clip (recorded in the results)")
+    p.add_argument("--gop", type=int, default=None, metavar="N",
+                   help="video: key-frame interval of the codecs (default: theirs, 32 for the baselines)")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     p.add_argument("--list-codecs", action="store_true", help="list the codecs, their quality meaning and "
                    "default grids, and exit")
@@ -463,7 +503,7 @@ def _cmd_eval(args) -> int:
         raise CodecError("missing -o/--output folder for the results")
     specs = [parse_codec_spec(s) for s in args.codecs]
     written = evaluate(args.dataset, specs, args.output, jobs=args.jobs, limit=args.limit,
-                       progress=not args.no_progress,
+                       progress=not args.no_progress, frames=args.frames, gop=args.gop,
                        log=lambda m: print(m, file=sys.stderr))
     for key, path in written.items():
         obj = load_results(path)

@@ -1,7 +1,9 @@
 """Fuzzing of the container and every decoder: ``python -m codec.tools.fuzz --cases 100000``.
 
 Seeds are real streams: synthetic pictures (gray and RGB, 8x8 to 70x50) coded by each image
-model at two qualities, short synthetic sounds (mono and stereo, 16 to 48 kHz) by each audio model, the golden version 1 streams, raw rANS streams (empty, tiny, escapes,
+model at two qualities, short synthetic sounds (mono and stereo, 16 to 48 kHz) by each audio
+model, tiny clips (3 to 5 frames, key frames and P-frames, 17x9 to 64x48) by each video
+model, the golden version 1 streams, raw rANS streams (empty, tiny, escapes,
 multi-segment).  Half the cases mutate bytes (flips, sets, interesting integers, insertions,
 deletions, truncations, appends, duplicated or swapped chunks, splices); half are structure-
 aware (a field of the container, ``codec/CONTAINER.md``, version 2 as ``codec/container.py``
@@ -35,6 +37,7 @@ TARGETS = ("container", "decode", "info", "rans")
 OUTCOMES = ("error", "crash", "hang", "silent_identical", "silent_different")
 PICTURES = ((8, 8, "gray"), (16, 24, "rgb"), (50, 70, "rgb"), (33, 47, "gray"))  # height, width, colour
 SOUNDS = ((16000, 1, 4000), (44100, 2, 3000), (22050, 1, 700), (48000, 2, 9000))  # rate, channels, samples
+CLIPS = ((32, 48, 4, 2), (24, 40, 3, 3), (17, 9, 3, 1), (48, 64, 5, 4))  # height, width, frames, gop
 INTERESTING = (0, 1, 2, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 127, 128, 255, 256, 1023, 1024, 4096, 16384, 32767,
                32768, 65535, 65536, 1 << 20, 1 << 24, (1 << 31) - 1, 1 << 31, (1 << 32) - 1, 1 << 40, (1 << 64) - 1)
 RAW_OPS = ("flip", "set", "insert", "delete", "truncate", "append", "dup", "swap", "splice")
@@ -314,6 +317,16 @@ def build_corpus(targets, models, pictures: int = len(PICTURES)) -> dict:
     corpus, streams = {"nmc": [], "rans": []}, []
     for name in models if set(targets) - {"rans"} else []:
         spec = registry.get_spec(name)
+        if spec.modality == "video":  # a few tiny clips: key frames and P-frames
+            for q in (2.5, 6.0):
+                for k, (h, w, n, gop) in enumerate(CLIPS[:pictures]):
+                    yy, xx = np.mgrid[0:h + n, 0:w + 2 * n]
+                    big = np.stack([xx * 200 / w, yy * 200 / h, (xx + yy) * 90 / (w + h)], -1)
+                    big = np.clip(big + np.random.default_rng(k).normal(30, 8, big.shape), 0, 255).astype(np.uint8)
+                    frames = np.stack([big[i:i + h, 2 * i:2 * i + w] for i in range(n)])
+                    streams.append((name, q, codec.encode(frames, fps=25, gop=gop, model=name, quality=q,
+                                                          device="cpu")))
+            continue
         if spec.modality == "audio":  # short clips: mono 16 kHz, stereo 44.1 kHz (several chunks' worth of fields)
             from codec.media.audio import Audio
 
@@ -424,7 +437,7 @@ def fuzz(cases=10000, seed=0, targets=TARGETS, models=None, timeout_s=10.0, out=
 
     from codec.models.registry import MODELS
 
-    models = list(models or sorted(n for n, s in MODELS.items() if s.modality in ("image", "audio")))
+    models = list(models or sorted(MODELS))
     out, t0, worker = Path(out or Path(tempfile.gettempdir()) / "codec-fuzz"), time.time(), Worker(mem_gb)
     corpus = worker.call(("corpus", list(targets), models, pictures), 1800)
     if not isinstance(corpus, dict):
@@ -495,7 +508,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout-s", type=float, default=10.0, help="a case that takes longer is a hang")
     p.add_argument("--targets", default=",".join(TARGETS))
-    p.add_argument("--models", default=None, help="comma-separated image or audio models (default: every one)")
+    p.add_argument("--models", default=None, help="comma-separated image, audio or video models (default: every one)")
     p.add_argument("--pictures", type=int, default=len(PICTURES), help=f"pictures per model (1..{len(PICTURES)})")
     p.add_argument("--mem-gb", type=float, default=4.0, help="address space a worker may add (0: no limit)")
     p.add_argument("--out", default=None, help="folder for reproducers (default: $TMPDIR/codec-fuzz)")

@@ -5,7 +5,9 @@ rate counts every byte of the container stream (headers included).  The medium o
 run is the model's (``codec.models.registry.get_spec(MODEL).modality``): an image model
 codes the images of a folder (decoded to 8-bit RGB, ``output="numpy"``), an audio model its
 audio files (:class:`codec.media.audio.Audio` in, an ``Audio`` at the item's rate and
-length out).  A model the registry does not know (a stand-in behind a patched API) is taken
+length out), a video model its clips (the item's RGB frames in, a :class:`codec.media.video.Video`
+out; ``--gop N`` sets its key-frame interval, default 32, and a run at another interval
+is the codec ``ours-MODEL-gopN``).  A model the registry does not know (a stand-in behind a patched API) is taken
 as an image model, as before audio existed.
 
 Default qualities (when ``--codec ours:MODEL`` gives none): the whole numbers of the model's
@@ -62,6 +64,15 @@ def default_grid(model: str) -> tuple:
 
 def _probe(medium: str):
     """A small fixed item of ``medium`` whose streams identify a model's weights."""
+    if medium == "video":
+        from fractions import Fraction
+
+        from codec.media.video import Video
+
+        yy, xx = np.mgrid[0:48, 0:64]
+        frames = [np.stack([(xx + 3 * i) * 4 % 256, yy * 5, (xx + yy + i) * 2], axis=-1).astype(np.uint8)
+                  for i in range(3)]  # 3 frames of a moving gradient
+        return Video(frames, Fraction(25), 64, 48, 3)
     if medium == "audio":
         from codec.media.audio import Audio
 
@@ -77,14 +88,14 @@ def _probe(medium: str):
 @register_codec("ours")
 class Ours(Codec):
     """This project's codec through its public API (``codec.encode`` / ``codec.decode``), for
-    an image or an audio model (module docstring)."""
+    an image, audio or video model (module docstring)."""
 
     display_name = "ours"
     takes_arg = True
     arg_name = "MODEL"
     #: the class's medium, for listings; an instance has its model's
     media = "image"
-    media_label = "the model's medium: image or audio"
+    media_label = "the model's medium: image, audio or video"
     #: (unchanged since image-only days: it is in info(), so in the fingerprint of resumed runs)
     quality_meaning = ("quality of the model: whole numbers for fixed-rate models, any value in the range "
                        "(steps of 0.01) for variable-rate ones (see 'codec models')")
@@ -109,25 +120,50 @@ class Ours(Codec):
         self.default_qualities = default_grid(model)
         self.key = f"ours-{model}"
         self.display_name = f"ours ({model})"
+        if self.media == "video":
+            from codec.video_coding import DEFAULT_GOP
+
+            self.gop = DEFAULT_GOP
         self.device = os.environ.get("CODEC_EVAL_DEVICE") or None
         self.probe = ""
 
+    @property
+    def gop(self) -> int:
+        """Video: the key-frame interval (an image or audio model has none: AttributeError)."""
+        if self.media != "video":
+            raise AttributeError("gop")
+        return self._gop
+
+    @gop.setter
+    def gop(self, value: int) -> None:
+        from codec.video_coding import DEFAULT_GOP, check_gop
+
+        self._gop = check_gop(value)
+        tail = "" if self._gop == DEFAULT_GOP else f"-gop{self._gop}"
+        self.key = f"ours-{self.model}{tail}"
+        self.display_name = f"ours ({self.model}{', key frame every ' + str(self._gop) if tail else ''})"
+
+    def _extra(self) -> dict:
+        return {"gop": self.gop} if self.media == "video" else {}
+
     def prepare(self, qualities) -> None:
-        """Identify the exact model: hash the streams of a fixed probe (a 64x64 image, or
-        0.5 s of a 16 kHz tone) at every quality, so that resuming never mixes points from
-        different weights."""
+        """Identify the exact model: hash the streams of a fixed probe (a 64x64 image, 0.5 s
+        of a 16 kHz tone, or 3 frames of 64x48) at every quality, so that resuming never
+        mixes points from different weights."""
         import codec as api
 
         probe = _probe(self.media)
         h = hashlib.sha1()
         for q in qualities:
-            h.update(api.encode(probe, model=self.model, quality=q, device=self.device))
+            h.update(api.encode(probe, model=self.model, quality=q, device=self.device, **self._extra()))
         self.probe = h.hexdigest()[:16]
 
     def encode(self, item, quality) -> bytes:
         import codec as api
 
-        data = api.encode(item, model=self.model, quality=quality, device=self.device)
+        if self.media == "video":
+            item = item.to_video()  # a VideoItem of codec eval: its RGB frames, lazily
+        data = api.encode(item, model=self.model, quality=quality, device=self.device, **self._extra())
         if not isinstance(data, (bytes, bytearray)):
             raise CodecError(f"{self.key}: codec.encode returned {type(data).__name__}, expected bytes")
         return bytes(data)
@@ -135,8 +171,8 @@ class Ours(Codec):
     def decode(self, data: bytes, item: Any):
         import codec as api
 
-        if self.media == "image":
-            return api.decode(data, device=self.device, output="numpy")
+        if self.media in ("image", "video"):
+            return api.decode(data, device=self.device, output="numpy")  # video: [N, H, W, 3] RGB
         return api.decode(data, device=self.device)  # audio: an Audio at the stream's rate and length
 
     def info(self) -> dict[str, Any]:
@@ -151,6 +187,10 @@ class Ours(Codec):
         # images: the same keys as before audio existed (the fingerprint of earlier runs stays valid)
         if self.media == "image":
             out["chroma"] = "RGB (model input)"
+        elif self.media == "video":
+            out["medium"] = self.media
+            out["chroma"] = "RGB model input: the source's YUV 4:2:0 planes converted by codec.media.video"
+            out["gop"] = f"key frame every {self.gop} frames"
         else:
             out["medium"] = self.media
             out["channels"] = "as the item's (codec.encode takes the Audio as read; the model resamples as it needs)"

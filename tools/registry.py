@@ -203,6 +203,7 @@ def _load_builtin() -> None:
     # importing the modules registers their media and codecs
     from codec.tools import image_codecs  # noqa: F401
     from codec.tools import audio_codecs  # noqa: F401
+    from codec.tools import video_codecs  # noqa: F401
 
 
 def available_codecs() -> dict[str, Callable[..., Codec]]:

@@ -83,16 +83,24 @@ def run_export(args) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-    from codec.training.export import export
+    from codec.training.export import export, export_video
 
-    s = export(args.checkpoint, output=args.output, half=args.half, quality=args.quality, install=args.install,
-               force=args.force)
+    if args.video is not None:
+        if args.quality is not None:
+            raise ValueError("--video takes no --quality (a video model has variable rate)")
+        s = export_video(args.checkpoint, intra=args.intra, name=args.video, output=args.output,
+                         install=args.install, force=args.force, half=args.half)
+    elif args.intra is not None:
+        raise ValueError("--intra is for --video")
+    else:
+        s = export(args.checkpoint, output=args.output, half=args.half, quality=args.quality,
+                   install=args.install, force=args.force)
     vr = s.get("variable_rate", False)
     what = "variable rate" if vr else f"quality {s['quality']}"
     print(f"{s['path']}: model '{s['name']}' {what} {s['arch_kwargs']}, {s['dtype']}, "
           f"step {s['step']}, {s['file_bytes'] / 1e6:.2f} MB, weights {s['weights_id']}")
     call = f"load_model('{s['name']}')" if vr else f"load_model('{s['name']}', {s['quality']})"
-    thing = "sound" if "kbps" in s["test"] else "picture"
+    thing = "sound" if "kbps" in s["test"] else "clip" if "frames" in s["test"] else "picture"
     print(f"check: test {thing} coded at quality {s['quality']:g} to {s['test']}, repeatably"
           + (f"; installed: {call} uses it" if s["installed"] else ""))
     return 0
@@ -125,6 +133,11 @@ def register_export(sub) -> None:
                    help="write into the package's weights folder under the stable name NAME-qQ (NAME for a "
                         "variable-rate model)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.add_argument("--video", metavar="NAME", default=None,
+                   help="write video model NAME (e.g. video-ip) instead: CHECKPOINT is its P-frame residual "
+                        "coder (a run of an image model on residual pictures, or an image weights file)")
+    p.add_argument("--intra", metavar="WEIGHTS", default=None,
+                   help="with --video: the I-frame coder's image weights (default: the installed mean-scale-vr)")
     p.set_defaults(func=run_export)
 
 

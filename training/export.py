@@ -172,3 +172,86 @@ def _lmbda(cfg: dict):
 
     lo = cfg.get("loss", {})
     return LAMBDAS[lo.get("metric", "mse")][int(cfg.get("model", {}).get("quality", 4)) - 1]
+
+
+def test_clip(frames: int = 4, size: int = 96) -> list:
+    """A short test clip: the test picture moving by a few pixels a frame (RGB uint8 frames)."""
+    import numpy as np
+
+    big = test_image(size + 4 * frames)[0].permute(1, 2, 0).numpy()
+    return [np.round(big[2 * i:2 * i + size, 3 * i:3 * i + size] * 255).astype(np.uint8) for i in range(frames)]
+
+
+def export_video(inter, intra=None, name: str = "video-ip", output=None, install: bool = False,
+                 force: bool = False, half: bool = False) -> dict:
+    """Write the weights of video model ``name``: its P-frame residual coder from ``inter``
+    (a checkpoint or run folder of an image-RD training on residual pictures, see
+    :mod:`codec.training.video_residuals`, or an image model's weights file) and its I-frame
+    coder from ``intra`` (an image model's weights file; default: the installed weights of
+    the image model of the same architecture, ``mean-scale-vr``).  Each part keeps its
+    stored coding state; the integer synthesis transforms and the motion tables are frozen
+    here.  ``half``: the float weights in fp16 (they serve only the encoder's analysis, and
+    training; decoding runs on the stored integers, frozen from the full-precision weights).
+    Checks the file as :func:`export`
+    does, on a short moving clip."""
+    from codec.models import registry
+
+    spec = registry.get_spec(name)
+    if spec.modality != "video":
+        raise ValueError(f"model '{name}' is not a video model")
+    dst = Path(str(registry.weights_path(name))) if install else \
+        Path(output) if output is not None else Path(str(inter)).with_name(spec.weights_filename())
+    if install and output is not None:
+        raise ValueError("give either an output path or --install, not both")
+    if dst.exists() and not force:
+        raise ValueError(f"{dst} exists (use --force to replace it)")
+    image_name = "mean-scale-vr"
+    parts, sources = {}, {}
+    for part, src in (("intra", intra), ("inter", inter)):
+        if src is None:
+            parts[part] = registry.load_model(image_name)
+            sources[part] = f"installed {image_name} ({parts[part].weights_id.hex()})"
+            continue
+        p = Path(src)
+        if p.is_dir() or p.suffix == ".pt":
+            tmp = dst.with_name(f".{part}-{dst.name}")
+            s = export(p, output=tmp, force=True)
+            parts[part] = registry.load_model(s["name"], path=tmp)
+            tmp.unlink()
+            sources[part] = f"{p} step {s['step']}"
+        else:
+            parts[part] = registry.load_model(image_name, path=p)
+            sources[part] = f"{p.name} ({parts[part].weights_id.hex()})"
+    video = spec.arch_class()(**spec.kwargs)
+    for part, m in parts.items():
+        sub = getattr(video, part)
+        sub.load_state_dict({k: v for k, v in m.state_dict().items() if ".h_s_int." not in k})
+    video.eval()
+    video.freeze()
+    for part, m in parts.items():  # the stored tables and integer networks, not rebuilt ones
+        getattr(video, part).latent_codec.load_frozen(m.frozen_state(), "frozen.")
+    meta = {"name": name, "quality": f"{spec.quality.lo}..{spec.quality.hi}", "trained": "true",
+            "arch_kwargs": json.dumps(spec.kwargs, sort_keys=True), "dtype": "fp16" if half else "fp32",
+            "intra": sources["intra"], "inter": sources["inter"],
+            "steps": json.dumps({k: m.metadata.get("step") for k, m in parts.items()}),
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "torch": torch.__version__,
+            "description": spec.description}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(video, dst, meta, half=half, force=True)
+
+    m = registry.load_model(name, path=dst)
+    clip = test_clip()
+    q = float(spec.quality.default)
+    enc = list(m.compress_frames(clip, q, gop=len(clip)))
+    again = list(registry.load_model(name, path=dst).compress_frames(clip, q, gop=len(clip)))
+    if [s.data for e in enc for s in e[0]] != [s.data for e in again for s in e[0]]:
+        raise RuntimeError(f"exported weights {dst} do not code repeatably")
+    nbytes = sum(len(s.data) for e in enc for s in e[0])
+    import numpy as np
+
+    mse = float(np.mean([((e[1].astype(float) - f) ** 2).mean() for e, f in zip(enc, clip)]))
+    return {"path": str(dst), "name": name, "quality": q, "arch_kwargs": spec.kwargs, "dtype": meta["dtype"],
+            "weights_id": m.weights_id.hex(), "file_bytes": dst.stat().st_size, "step": sources["inter"],
+            "installed": install, "variable_rate": True,
+            "test": f"{len(clip)} frames {8 * nbytes / (len(clip) * clip[0].shape[0] * clip[0].shape[1]):.3f} bpp, "
+                    f"{10 * np.log10(255 ** 2 / max(mse, 1e-9)):.2f} dB"}

@@ -1,5 +1,5 @@
 """Media: each medium owns its files, its conversion to and from tensors, its rate unit
-and its metrics (``codec.media.image``, ``codec.media.audio``; video next).
+and its metrics (``codec.media.image``, ``codec.media.audio``, ``codec.media.video``).
 
 The API, the CLI, evaluation and training take media only through these modules, so
 that a new medium is a module here plus models that declare its modality.
@@ -16,10 +16,10 @@ import os
 from codec.errors import InputError
 
 #: media this codec knows of, and the module that implements each (None: not yet)
-MEDIA = {"image": "codec.media.image", "audio": "codec.media.audio", "video": None}
+MEDIA = {"image": "codec.media.image", "audio": "codec.media.audio", "video": "codec.media.video"}
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma"}
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".mpg", ".mpeg", ".ts", ".264",
-                    ".h264", ".265", ".hevc", ".ivf"}
+                    ".h264", ".265", ".hevc", ".ivf", ".yuv"}
 
 
 def medium_of(path) -> str:
@@ -37,5 +37,5 @@ def get(medium: str):
     if medium not in MEDIA:
         raise InputError(f"unknown medium {medium!r} (known: {', '.join(MEDIA)})")
     if MEDIA[medium] is None:
-        raise InputError(f"no {medium} codec ships yet (this version codes images only)")  # video
+        raise InputError(f"no {medium} codec ships yet")
     return importlib.import_module(MEDIA[medium])

@@ -123,7 +123,7 @@ def check_length(samples: int, limit=None, what: str = "the audio", rate: int | 
     """:class:`LimitError` when ``samples`` (per channel) exceeds the sample limit."""
     lim = max_samples(limit)
     if samples > lim:
-        dur = f" ({_duration_text(samples / rate)})" if rate else ""
+        dur = f" ({objects.duration_text(samples / rate)})" if rate else ""
         raise LimitError(f"{what} has {samples} samples per channel{dur}, more than {_limit_text(lim)}")
 
 
@@ -151,23 +151,13 @@ def rate(nbytes: int, info: AudioInfo) -> float:
     return 8 * nbytes / (info.samples / info.sample_rate) / 1000
 
 
-def _duration_text(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    m, s = divmod(seconds, 60)
-    if m < 60:
-        return f"{int(m)} min {s:.1f} s"
-    h, m = divmod(m, 60)
-    return f"{int(h)} h {int(m)} min {s:.0f} s"
-
-
 def _channels_text(ch: int) -> str:
     return {1: "mono", 2: "stereo"}.get(ch, f"{ch}-channel")
 
 
 def describe(info: AudioInfo) -> str:
     """e.g. ``"2.50 s stereo 44.1 kHz clip"`` (used as "encode a ...")."""
-    return f"{_duration_text(info.samples / info.sample_rate)} {_channels_text(info.channels)} " \
+    return f"{objects.duration_text(info.samples / info.sample_rate)} {_channels_text(info.channels)} " \
            f"{info.sample_rate / 1000:g} kHz clip"
 
 
@@ -360,7 +350,7 @@ def _check_header(path, container, stream, limit) -> int | None:
     # a container's duration may be estimated from its bit rate: refuse early only when it
     # is clearly over; decoding enforces the limit exactly
     if est is not None and est > lim * 1.01 + 1:
-        raise LimitError(f"{path} is {_duration_text(est / cc.sample_rate)} long ({est} samples per channel), "
+        raise LimitError(f"{path} is {objects.duration_text(est / cc.sample_rate)} long ({est} samples per channel), "
                          f"more than {_limit_text(lim)}")
     return est
 

@@ -1,5 +1,6 @@
 """What every medium does with the objects users pass: name them in errors, and turn
-torch tensors into numpy arrays after refusing those that hold no real, dense data."""
+torch tensors into numpy arrays after refusing those that hold no real, dense data; and
+durations as people read them."""
 from __future__ import annotations
 
 import os
@@ -40,3 +41,14 @@ def dense(t, medium: str):
     if x.dtype.is_floating_point and x.dtype not in (torch.float32, torch.float64):
         x = x.float()
     return x
+
+
+def duration_text(seconds: float) -> str:
+    """``"9.70 s"``, ``"3 min 2.5 s"``, ``"1 h 2 min 3 s"``."""
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    m, s = divmod(seconds, 60)
+    if m < 60:
+        return f"{int(m)} min {s:.1f} s"
+    h, m = divmod(m, 60)
+    return f"{int(h)} h {int(m)} min {s:.0f} s"
