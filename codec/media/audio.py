@@ -284,7 +284,7 @@ def _open(path):
     except PermissionError:
         raise InputError(f"cannot read {path} (permission denied)") from None
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        why = _wav_problem(path) or _av_text(exc)
+        why = _wav_problem(path) or objects.av_text(exc)
         raise InputError(f"{path} is not an audio file FFmpeg can decode ({why})") from None
     streams = container.streams.audio
     if not streams:
@@ -320,11 +320,6 @@ def _wav_problem(path) -> str | None:
     return None
 
 
-def _av_text(exc) -> str:
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return str(text).strip().splitlines()[0][:160]
-
-
 def _estimate_samples(container, stream) -> int | None:
     """Samples per channel from the container's duration (no decoding); ``None`` when it
     gives none.  Exact for WAV and FLAC; an estimate (from the bit rate) for some others."""
@@ -356,19 +351,8 @@ def _check_header(path, container, stream, limit) -> int | None:
 
 
 def _frames(path, container, stream):
-    """Decoded frames; :class:`InputError` for data FFmpeg cannot decode."""
-    import av
-
-    it = container.decode(stream)
-    while True:
-        try:
-            frame = next(it)
-        except StopIteration:
-            return
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise InputError(f"cannot decode {path}: {_av_text(exc)} (a corrupt or truncated file?)") from None
-        if frame.samples:
-            yield frame
+    """Decoded frames with samples; :class:`InputError` for data FFmpeg cannot decode."""
+    return (f for f in objects.decoded(container, stream, path) if f.samples)
 
 
 _SCALE = {np.dtype(np.int16): 1 / 32768, np.dtype(np.int32): 1 / 2147483648, np.dtype(np.int64): 1 / 2 ** 63}

@@ -1,6 +1,6 @@
 """What every medium does with the objects users pass: name them in errors, and turn
-torch tensors into numpy arrays after refusing those that hold no real, dense data; and
-durations as people read them."""
+torch tensors into numpy arrays after refusing those that hold no real, dense data;
+durations as people read them; FFmpeg's complaints (through PyAV) as one-line errors."""
 from __future__ import annotations
 
 import os
@@ -52,3 +52,25 @@ def duration_text(seconds: float) -> str:
         return f"{int(m)} min {s:.1f} s"
     h, m = divmod(m, 60)
     return f"{int(h)} h {int(m)} min {s:.0f} s"
+
+
+def av_text(exc) -> str:
+    """The first line of a PyAV/FFmpeg error, for a one-line message."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(text).strip().splitlines()[0][:160]
+
+
+def decoded(container, stream, path):
+    """The decoded frames of ``stream`` (PyAV); :class:`InputError` naming ``path`` for data
+    FFmpeg cannot decode."""
+    import av
+
+    it = container.decode(stream)
+    while True:
+        try:
+            frame = next(it)
+        except StopIteration:
+            return
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise InputError(f"cannot decode {path}: {av_text(exc)} (a corrupt or truncated file?)") from None
+        yield frame

@@ -681,11 +681,6 @@ def to_user(video: Video, output: str = "video"):
 
 
 # ----------------------------------------------------------------------------- reading files
-def _av_text(exc) -> str:
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return str(text).strip().splitlines()[0][:160]
-
-
 def _snap_rate(r: Fraction) -> Fraction:
     """A rate within 1e-5 of an NTSC rate ``k * 1000/1001`` (Matroska's millisecond
     timestamps give 29011/242 for 120000/1001) is taken as that rate."""
@@ -735,7 +730,7 @@ class _AvSource:
         except PermissionError:
             raise InputError(f"cannot read {path} (permission denied)") from None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise InputError(f"{path} is not a video file FFmpeg can decode ({_av_text(exc)})") from None
+            raise InputError(f"{path} is not a video file FFmpeg can decode ({objects.av_text(exc)})") from None
         streams = [s for s in container.streams.video if not _is_cover(s)]
         if not streams:
             kinds = sorted({s.type for s in container.streams} - {"video"})
@@ -783,18 +778,7 @@ class _AvSource:
             check_frames(self.estimated, path)
 
     def _decode(self, container, stream):
-        import av
-
-        it = container.decode(stream)
-        while True:
-            try:
-                frame = next(it)
-            except StopIteration:
-                return
-            except (av.error.FFmpegError, OSError, ValueError) as exc:
-                raise InputError(f"cannot decode {self.path}: {_av_text(exc)} (a corrupt or truncated file?)") \
-                    from None
-            yield frame
+        return objects.decoded(container, stream, self.path)
 
     def count_frames(self) -> int:
         """Frames by demuxing the whole file (packets, not decoded)."""
@@ -805,7 +789,7 @@ class _AvSource:
             try:
                 return sum(1 for p in container.demux(stream) if p.size)
             except (av.error.FFmpegError, OSError, ValueError) as exc:
-                raise InputError(f"cannot read {self.path}: {_av_text(exc)} (a corrupt or truncated file?)") \
+                raise InputError(f"cannot read {self.path}: {objects.av_text(exc)} (a corrupt or truncated file?)") \
                     from None
 
     def frames(self, start, stop):
