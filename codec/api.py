@@ -167,10 +167,12 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
         raise InputError("fps= is for video")
     if gop is not None and med.NAME != "video":
         raise InputError("gop= is for video")
-    if med.NAME == "video":
-        return _encode_video(med, item, model, quality, device, max_pixels, fps, gop)
     if bitrate is not None and med.NAME != "audio":
-        raise InputError("bitrate= is for audio (images take a quality)")
+        raise InputError(f"bitrate= is for audio ({med.NAME} takes a quality)")
+    if med.NAME == "video":
+        if sample_rate is not None or max_samples is not None:
+            raise InputError("sample_rate= and max_samples= are for audio")
+        return _encode_video(med, item, model, quality, device, max_pixels, fps, gop)
     if bitrate is not None and quality is not None:
         raise InputError("give a quality or a bitrate, not both")
     name, q = resolve(model, quality, med.NAME)

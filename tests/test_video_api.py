@@ -129,6 +129,10 @@ def test_api_takes_arrays_tensors_and_iterators_and_streams_its_output():
     assert t.shape == (4, 3, 48, 64) and t.dtype == torch.float32
     d = codec.info(a)
     assert d["modality"] == "video" and d["frames"] == 4 and d["kbps"] > 0
+    for bad, msg in ((dict(bitrate=16), "bitrate= is for audio"), (dict(sample_rate=8000, model="video-ip"), "sample_rate="),
+                     (dict(gop=0), "gop must lie in"), (dict(fps=0), "frame rate")):
+        with pytest.raises(CodecError, match=msg):
+            codec.encode(frames, **{"fps": 24, **bad})
     assert codec.encode(frames, fps=24, gop=1) != a  # every frame a key frame
     assert sum(1 for s in codec.info(codec.encode(frames, fps=24, gop=1))["sections"] if s["flags"]) == 4
 
