@@ -70,11 +70,9 @@ _NATIVE = ("yuv420p", "yuvj420p")
 
 
 def _video_module():
-    """:mod:`codec.media.video` (RGB <-> YUV 4:2:0), with a clear error while it is missing."""
-    try:
-        from codec.media import video
-    except ImportError as exc:  # pragma: no cover - the module ships with video support
-        raise CodecError(f"video metrics need codec.media.video (rgb_to_yuv420 / yuv420_to_rgb): {exc}") from None
+    """:mod:`codec.media.video` (imported when first needed: RGB <-> YUV 4:2:0, colour tags)."""
+    from codec.media import video
+
     return video
 
 
@@ -163,12 +161,6 @@ class _Frames:
         return self.item.count
 
 
-#: FFmpeg's AVColorSpace values of the matrices a file may tag (anything else: BT.601), as
-#: codec.media.video reads them
-_AVCOL_SPC = {1: "bt709", 9: "bt2020", 10: "bt2020"}
-_AVCOL_RANGE_JPEG = 2
-
-
 def _plane(p) -> np.ndarray:
     return np.frombuffer(p, dtype=np.uint8).reshape(p.height, p.line_size)[:, :p.width]
 
@@ -197,8 +189,7 @@ def read_yuv420(path, frames: int | None = None) -> VideoItem:
             for f in container.decode(stream):
                 if fmt is None:
                     fmt = f.format.name
-                    matrix = _AVCOL_SPC.get(int(f.colorspace or 0), "bt601")
-                    full = fmt.startswith("yuvj") or int(f.color_range or 0) == _AVCOL_RANGE_JPEG
+                    matrix, full = _video_module().colour_tags(f)
                 if f.format.name not in _NATIVE:  # swscale, keeping the range (yuvj420p: full)
                     f = f.reformat(format="yuvj420p" if full else "yuv420p")
                 y, u, v = (_plane(p) for p in f.planes)

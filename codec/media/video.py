@@ -456,6 +456,14 @@ def _check_depth(fmt: str, path: str) -> None:
                          f"convert it to 8 bits first, e.g. ffmpeg -i IN -pix_fmt yuv420p OUT.mkv)")
 
 
+def colour_tags(frame) -> tuple:
+    """``(matrix, full_range)`` a decoded PyAV frame is tagged with: ``"bt709"`` / ``"bt2020"``
+    for those AVColorSpace values, else ``"bt601"``; full range for ``yuvj*`` formats or a
+    JPEG range tag.  What this module's reader converts with, and what evaluation scores with."""
+    matrix = _AVCOL_SPC.get(int(frame.colorspace or 0), "bt601")
+    return matrix, frame.format.name.startswith("yuvj") or int(frame.color_range or 0) == _AVCOL_RANGE_JPEG
+
+
 def _frame_to_rgb(frame) -> np.ndarray:
     """A decoded PyAV frame -> uint8 ``[H, W, 3]`` RGB: its planes read as they are and
     converted by :func:`_planes_to_rgb`; a format that function does not know (palette,
@@ -469,9 +477,9 @@ def _frame_to_rgb(frame) -> np.ndarray:
         p = frame.planes[i]
         a = np.frombuffer(p, np.uint8)
         planes.append(a[:p.height * p.line_size].reshape(p.height, p.line_size)[:rows, :cols])
-    matrix = _AVCOL_SPC.get(int(frame.colorspace or 0), "bt601")
+    matrix, full = colour_tags(frame)
     # a new array in every case (nothing of the decoder's buffers is kept)
-    return _planes_to_rgb(fmt, planes, matrix, int(frame.color_range or 0) == _AVCOL_RANGE_JPEG)
+    return _planes_to_rgb(fmt, planes, matrix, full)
 
 
 # ----------------------------------------------------------------------------- user objects
