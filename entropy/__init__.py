@@ -25,16 +25,18 @@ _EXPORTS = {
     "PRECISION": "tables", "CDFTables": "tables", "categorical_tables": "tables", "concat_tables": "tables",
     "default_scale_table": "tables", "factorized_tables": "tables", "gaussian_tables": "tables",
     "laplace_tables": "tables", "quantize_pmf": "tables", "tables_from_pmf": "tables",
+    "encode_sequential": "sequential", "decode_sequential": "sequential", "SequentialDecoder": "sequential",
 }
 #: reachable as attributes without importing them first (``rans_triton`` is not: it imports
 #: Triton; ``from codec.entropy import rans_triton`` where it is wanted)
-_SUBMODULES = ("coder", "errors", "format", "numerics", "rans", "tables")
+_SUBMODULES = ("coder", "errors", "format", "numerics", "rans", "sequential", "tables")
 
 __all__ = [
     "CodecError", "PRECISION", "CDFTables", "TableError", "StreamError", "CorruptStreamError",
     "TableMismatchError", "encode", "decode", "encode_batch", "decode_batch", "ideal_bits", "sample_symbols",
     "parse_header", "gaussian_tables", "laplace_tables", "categorical_tables", "concat_tables", "factorized_tables",
-    "default_scale_table", "quantize_pmf", "tables_from_pmf",
+    "default_scale_table", "quantize_pmf", "tables_from_pmf", "encode_sequential", "decode_sequential",
+    "SequentialDecoder",
 ]
 
 

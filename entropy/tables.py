@@ -480,12 +480,41 @@ def gaussian_tables(scales=None, tail_mass: float = 1e-9) -> CDFTables:
     return _symmetric_tables(scales, z, numerics.ndtr, "gaussian")
 
 
-def laplace_tables(scales=None, tail_mass: float = 1e-9) -> CDFTables:
-    """Zero-mean Laplace rows (scale = diversity ``b``), one per scale; the tails beyond
-    ``ceil(b * log(1 / tail_mass))`` go to the escape.  Deterministic on every platform."""
+def laplace_tables(scales=None, tail_mass: float = 1e-9, means=None) -> CDFTables:
+    """Laplace rows (scale = diversity ``b``), one per scale; the tails beyond
+    ``ceil(b * log(1 / tail_mass))`` go to the escape.  Deterministic on every platform.
+
+    ``means`` (one per scale, each in ``[0, 1)``): row ``r`` is the Laplace of mean ``means[r]``
+    integrated over ``v +- 1/2`` (a coder then codes ``value - floor(mean)`` with the row of the
+    mean's fraction); without, the rows are zero-mean."""
     z = float(numerics.log(1.0 / _check_tail_mass(tail_mass)))
     scales = default_scale_table() if scales is None else scales
-    return _symmetric_tables(scales, z, _laplace_lower_cdf, "laplace")
+    if means is None:
+        return _symmetric_tables(scales, z, _laplace_lower_cdf, "laplace")
+    scales, means = np.asarray(scales, dtype=np.float64), np.asarray(means, dtype=np.float64)
+    if scales.ndim != 1 or means.shape != scales.shape or np.any(~np.isfinite(scales)) or np.any(scales <= 0) \
+            or np.any(~(means >= 0)) or np.any(means >= 1):
+        raise TableError("scales must be positive and means in [0, 1), one per row")
+    if scales.size > MAX_ROWS:
+        raise TableError(f"a table set has 1..{MAX_ROWS} rows, got {scales.size}")
+    half = np.maximum(np.ceil(scales * z), 1).astype(np.int64)
+    if 2 * half.max() + 2 > MAX_ROW_SYMBOLS:
+        raise TableError(f"a row may span at most {MAX_ROW_SYMBOLS} values")
+    lengths = 2 * half + 2  # values -m .. m + 1 (the mean lies in [0, 1))
+    K = int(lengths.max())
+    v = np.arange(K)[None, :] - half[:, None]  # value of column k
+    b, mu = scales[:, None], means[:, None]
+    lo, hi = (v - 0.5 - mu) / b, (v + 0.5 - mu) / b  # the cell, in diversities from the mean
+    below = 0.5 * (numerics.exp(np.minimum(hi, 0)) - numerics.exp(np.minimum(lo, 0)))
+    above = 0.5 * (numerics.exp(-np.maximum(lo, 0)) - numerics.exp(-np.maximum(hi, 0)))
+    mass = np.where(hi <= 0, below, np.where(lo >= 0, above,
+                    1 - 0.5 * numerics.exp(np.minimum(lo, 0)) - 0.5 * numerics.exp(-np.maximum(hi, 0))))
+    live = np.arange(K)[None, :] < lengths[:, None]
+    pmf = np.zeros((scales.size, K + 1))
+    pmf[:, :K] = np.where(live, np.clip(mass, 0, 1), 0)
+    rows = np.arange(scales.size)
+    pmf[rows, lengths] = np.clip(1 - pmf.sum(axis=1), 0, 1)
+    return tables_from_pmf(pmf, lengths, -half, family="laplace")
 
 
 def concat_tables(*tables: CDFTables, family: str = "custom") -> CDFTables:
