@@ -136,8 +136,23 @@ def check_fits(name: str, info) -> None:
                          "(mix it down first, e.g. ffmpeg -ac 2)")
 
 
+def check_effort(model: str | None, effort) -> None:
+    """Refuse an effort for a model that does not fit itself to each item, or an unknown effort."""
+    spec = _spec(model) if model is not None else None
+    if spec is None or not spec.fitted:
+        raise InputError("effort= (--effort) is for the INR models, which fit themselves to each item "
+                         f"(e.g. --model inr-image); {'the default model' if model is None else repr(model)} "
+                         "was trained once")
+    if effort is not None:
+        try:
+            spec.arch_class().iterations(effort)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+
 def encode(item, *, model: str | None = None, quality=None, device=None, medium: str | None = None,
-           max_pixels=None, sample_rate=None, bitrate=None, max_samples=None, fps=None, gop=None) -> bytes:
+           max_pixels=None, sample_rate=None, bitrate=None, max_samples=None, fps=None, gop=None,
+           effort=None, progress=None) -> bytes:
     """Compress one item to a self-describing stream (``codec/CONTAINER.md``).
 
     ``model`` picks the codec (default: the best shipped one of ``medium``, default
@@ -154,7 +169,10 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
     Video: a :class:`codec.media.video.Video`, or frames (an array ``[T, H, W, 3]``, a tensor
     ``[T, 3, H, W]``, a list or an iterator of ``[H, W, 3]`` frames) with their ``fps``;
     frames are coded as they come (an iterator streams); ``gop``: a key frame every this
-    many frames (default 32); ``max_pixels`` bounds the frame size."""
+    many frames (default 32); ``max_pixels`` bounds the frame size.
+    Models that fit themselves to each item (``inr-image``): ``effort`` (``"fast"``,
+    ``"medium"``, ``"slow"``, ``"placebo"`` or a number of iterations) sets the fitting time,
+    ``progress(step, total, bpp, psnr)`` follows it."""
     from codec.media.audio import Audio
     from codec.media.video import Video
 
@@ -169,10 +187,12 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
         raise InputError("gop= is for video")
     if bitrate is not None and med.NAME != "audio":
         raise InputError(f"bitrate= is for audio ({med.NAME} takes a quality)")
+    if effort is not None or progress is not None:
+        check_effort(model, effort)
     if med.NAME == "video":
         if sample_rate is not None or max_samples is not None:
             raise InputError("sample_rate= and max_samples= are for audio")
-        return _encode_video(med, item, model, quality, device, max_pixels, fps, gop)
+        return _encode_video(med, item, model, quality, device, max_pixels, fps, gop, effort=effort)
     if bitrate is not None and quality is not None:
         raise InputError("give a quality or a bitrate, not both")
     name, q = resolve(model, quality, med.NAME)
@@ -196,6 +216,8 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
                 q, _ = ac.pick_quality(m, spec, segs, ac.parse_bitrate(bitrate), item.duration,
                                        _overhead(m, spec, item.info, n_model))
             payload = ac.stream_payload(m, blocks, item.sample_rate, item.channels, q)
+        elif getattr(m, "fitted", False):
+            payload = m.compress(med.model_input(item, dev), q, effort=effort, progress=progress)
         else:
             payload = m.compress(med.model_input(item, dev), q)
     c = ct.Container(model=m.name, weights_id=m.weights_id, quality=spec.quality_code(q), media=item.info,
@@ -203,7 +225,7 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
     return ct.pack(c)
 
 
-def _encode_video(med, item, model, quality, device, max_pixels, fps, gop, progress=None) -> bytes:
+def _encode_video(med, item, model, quality, device, max_pixels, fps, gop, progress=None, effort=None) -> bytes:
     from codec import video_coding as vc
 
     name, q = resolve(model, quality, "video")
@@ -211,7 +233,7 @@ def _encode_video(med, item, model, quality, device, max_pixels, fps, gop, progr
     video = med.from_user(item, fps, limit=max_pixels)  # checked before a model loads
     m = load_model(name, q, device)
     with _resources(f"encode a {video.width}x{video.height} video"):
-        payload, n = vc.stream_payload(m, video.frames, video.width, video.height, q, g, progress)
+        payload, n = vc.stream_payload(m, video.frames, video.width, video.height, q, g, progress, effort)
     info = ct.VideoInfo(video.width, video.height, n, (video.fps.numerator, video.fps.denominator), "rgb", 8)
     return ct.pack(ct.Container(model=m.name, weights_id=m.weights_id, quality=_spec(name).quality_code(q),
                                 media=info, payload=payload))
@@ -346,20 +368,21 @@ def _decode_video(data, c, device, max_pixels, frames):
 
 def encode_file(src, dst, *, model: str | None = None, quality=None, bitrate=None, device=None,
                 max_samples=None, force: bool = False, gop=None, size=None, fps=None, pix_fmt=None,
-                max_pixels=None, progress=None) -> dict:
+                max_pixels=None, progress=None, effort=None, fit_progress=None) -> dict:
     """Encode an audio or video file to a stream file in bounded memory.  Audio: decoded,
     resampled and coded block by block; with ``bitrate``, read twice: once to measure, once
     to code.  Video: frame by frame (``gop``: key-frame interval; ``size`` ``"WxH"``, ``fps``
-    and ``pix_fmt`` for raw ``.yuv``; ``progress(nbytes)`` after each frame).  Returns what
+    and ``pix_fmt`` for raw ``.yuv``; ``progress(nbytes)`` after each frame; a fitted model's
+    ``effort`` and ``fit_progress(epoch, epochs, psnr)``).  Returns what
     was done: ``bytes``, ``kbps``, ``quality``, ``model``, ``info``."""
     medium = _spec(model).modality if model is not None else media.medium_of(src)
     if medium == "video":
         if bitrate is not None or max_samples is not None:
             raise InputError("bitrate= and max_samples= are for audio")
         return _encode_video_file(src, dst, model, quality, device, force, gop, size, fps, pix_fmt, max_pixels,
-                                  progress)
-    if any(v is not None for v in (gop, size, fps, pix_fmt, progress)):
-        raise InputError("gop=, size=, fps=, pix_fmt= and progress= are for video files")
+                                  progress, effort, fit_progress)
+    if any(v is not None for v in (gop, size, fps, pix_fmt, progress, effort, fit_progress)):
+        raise InputError("gop=, size=, fps=, pix_fmt=, progress=, effort= and fit_progress= are for video files")
     from codec import audio_coding as ac
     from codec.fileio import atomic_write, check_output
     from codec.media import audio as A
@@ -400,18 +423,20 @@ def encode_file(src, dst, *, model: str | None = None, quality=None, bitrate=Non
 
 
 def _encode_video_file(src, dst, model, quality, device, force, gop, size, fps, pix_fmt, max_pixels,
-                       progress) -> dict:
+                       progress, effort=None, fit_progress=None) -> dict:
     from codec import video_coding as vc
     from codec.fileio import atomic_write, check_output
     from codec.media import video as V
 
     name, q = resolve(model, quality, "video")
     g = vc.check_gop(vc.DEFAULT_GOP if gop is None else gop)
+    if effort is not None:
+        check_effort(name, effort)
     check_output(dst, force)
     with V.Reader(src, size=size, fps=fps, pix_fmt=pix_fmt, limit=max_pixels) as r:  # checked before a model loads
         m = load_model(name, q, device)
         with _resources(f"encode {src}"):
-            payload, n = vc.stream_payload(m, r.frames(), r.width, r.height, q, g, progress)
+            payload, n = vc.stream_payload(m, r.frames(), r.width, r.height, q, g, progress, effort, fit_progress)
         info = ct.VideoInfo(r.width, r.height, n, (r.fps.numerator, r.fps.denominator), "rgb", 8)
     data = ct.pack(ct.Container(model=m.name, weights_id=m.weights_id, quality=_spec(name).quality_code(q),
                                 media=info, payload=payload))
@@ -489,6 +514,12 @@ def info(data: bytes) -> dict:
          "sections": [{"kind": s.kind, "index": s.index, "flags": s.flags, "bytes": len(s.data)}
                       for s in c.sections]}
     d.update({k: v for k, v in vars(c.media).items()})
+    try:
+        describe = getattr(_spec(c.model).arch_class(), "describe_header", None)
+        if describe is not None:  # e.g. an INR's architecture and decoder MACs per pixel
+            d["decoder"] = describe(c.payload.header)
+    except (CodecError, ValueError):
+        pass
     try:
         med = media.get(c.modality)
     except InputError:

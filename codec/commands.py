@@ -35,6 +35,11 @@ def register(sub) -> None:
                         "most this, measured on up to 60 s of the file (instead of --quality)")
     p.add_argument("--gop", type=int, default=None, metavar="N",
                    help="video: a key frame (random-access point) every N frames (default 32; 1: every frame)")
+    p.add_argument("--effort", default=None, metavar="E",
+                   help="INR models (--model inr-image, inr-video), which fit a network to each picture or "
+                        "group of frames: fast, medium (default), slow, placebo, or a number of fitting "
+                        "iterations; more effort, fewer bits at the same quality (inr-image at medium: about a "
+                        "minute for 256x256 pixels on one CPU core)")
     p.add_argument("--size", default=None, metavar="WxH", help="raw .yuv input: the frame size, e.g. 352x288")
     p.add_argument("--fps", default=None, metavar="F", help="raw .yuv input: the frame rate, e.g. 25 or 30000/1001")
     p.add_argument("--pix-fmt", default=None, metavar="FMT",
@@ -202,9 +207,14 @@ def _encode(args) -> int:
     pairs = _targets(args.inputs, args.output, STREAM_EXT)
     for _, dst in pairs:
         check_output(dst, args.force)
-    from codec.api import resolve
+    from codec.api import _spec, resolve
 
     resolve(args.model, args.quality, med.NAME)  # a medium with no codec, a bad quality: before any reading
+    fitted = args.model is not None and _spec(args.model).fitted
+    if args.effort is not None or fitted:
+        from codec.api import check_effort
+
+        check_effort(args.model, args.effort)
     if args.bitrate is not None:
         if med.NAME != "audio":
             raise InputError(f"--bitrate is for audio; {med.NAME} takes --quality")
@@ -236,13 +246,27 @@ def _encode(args) -> int:
 
     def one(src, dst):
         item = med.read(src, limit=args.max_pixels)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", codec.UntrainedModelWarning)
-            data = codec.encode(item, model=m.name, quality=q,
-                                device=args.device, max_pixels=args.max_pixels)
+        extra, bar = {}, None
+        if fitted:
+            bar = _frame_bar(args, m.iterations(args.effort), f"fit {os.path.basename(src)}", "it")
+
+            def progress(step, total, bpp, psnr):
+                bar.update(step - bar.n)
+                bar.set_postfix_str(f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB", refresh=False)
+
+            extra = dict(effort=args.effort, progress=progress)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", codec.UntrainedModelWarning)
+                data = codec.encode(item, model=m.name, quality=q, device=args.device, max_pixels=args.max_pixels,
+                                    **extra)
+        finally:
+            if bar is not None:
+                bar.close()
         atomic_write(dst, data, args.force)
+        how = f", effort {args.effort or 'medium'}, {m.last_fit['seconds']:.1f} s fitting" if fitted else ""
         return (f"{src} -> {dst}: {len(data)} bytes, {med.rate(len(data), item.info):.4f} {med.RATE_UNIT} "
-                f"({m.name} q{q:g})")
+                f"({m.name} q{q:g}{how})")
 
     return _run_many(pairs, one, args.quiet, "encode")
 
@@ -271,10 +295,10 @@ def _encode_audio(args, m, q, src, dst) -> str:
             f"({m.name} q{r['quality']:g}{target})")
 
 
-def _frame_bar(args, total, what):
+def _frame_bar(args, total, what, unit="frame"):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=what, unit="frame", disable=args.quiet, file=sys.stderr, leave=False,
+    return tqdm(total=total, desc=what, unit=unit, disable=args.quiet, file=sys.stderr, leave=False,
                 dynamic_ncols=True)
 
 
@@ -290,7 +314,7 @@ def _has_audio(src) -> bool:
 
 def _encode_video(args, m, q, src, dst) -> str:
     import codec
-    from codec.api import encode_file
+    from codec.api import _spec, encode_file
     from codec.media import video as V
 
     raw = dict(size=args.size, fps=args.fps, pix_fmt=args.pix_fmt)
@@ -305,13 +329,26 @@ def _encode_video(args, m, q, src, dst) -> str:
         bar.update(1)
         bar.set_postfix_str(f"{sent[0] / 1000:.0f} kB", refresh=False)
 
+    fit = {}
+    if _spec(m.name).fitted:  # a bar for the fit of each group of frames
+        fbar = _frame_bar(args, m.iterations(args.effort), "fit group", "epoch")
+
+        def fit_progress(epoch, total, psnr):
+            if epoch < fbar.n:
+                fbar.reset(total)
+            fbar.update(epoch - fbar.n)
+            fbar.set_postfix_str(f"{psnr:.2f} dB (float fit)", refresh=False)
+
+        fit = dict(effort=args.effort, fit_progress=fit_progress)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", codec.UntrainedModelWarning)
             r = encode_file(src, dst, model=m.name, quality=q, device=args.device, force=args.force, gop=args.gop,
-                            max_pixels=args.max_pixels, progress=progress, **raw)
+                            max_pixels=args.max_pixels, progress=progress, **fit, **raw)
     finally:
         bar.close()
+        if fit:
+            fbar.close()
     return (f"{src} -> {dst}: {r['bytes']} bytes, {r['kbps']:.1f} kbps, "
             f"{V.bpp(r['bytes'], r['info']):.4f} bpp, {V.describe(r['info'])} ({m.name} q{r['quality']:g}, "
             f"key frame every {r['gop']})")
@@ -466,6 +503,15 @@ def _info(args) -> int:
             print(f"  {d['modality']} " + ", ".join(f"{k} {d[k]}" for k in ("width", "height", "frames", "fps",
                   "sample_rate", "channels", "samples", "colour", "bit_depth") if k in d))
         print(f"  model {d['model']} quality {d['quality']:g} weights {d['weights_id']} (container v{d['version']})")
+        if "decoder" in d:
+            mac = d["decoder"]["macs_per_pixel"]
+            if "per" in d["decoder"]:  # a network per group of frames
+                print(f"  decoder: {mac['total']:.0f} MACs per pixel; {d['decoder']['parameters']} network "
+                      f"parameters per {d['decoder']['per']}, coded in the stream")
+            else:
+                print(f"  decoder: {mac['total']:.0f} MACs per pixel (synthesis {mac['synthesis']:.0f}, entropy "
+                      f"model {mac['entropy_model']:.0f}, upsampling {mac['upsampling']:.0f}); "
+                      f"{d['decoder']['parameters']} network parameters, coded in the stream")
         rate = f" = {d[d['rate_unit']]:.4f} {d['rate_unit']}" if "rate_unit" in d else ""
         print(f"  {d['bytes']} bytes{rate}  (header {d['header_bytes']} bytes)")
         secs = d["sections"]
@@ -491,7 +537,10 @@ def _models(args) -> int:
     for name, spec in sorted(MODELS.items()):
         mark = "*" if name in defaults else " "
         qs = spec.quality
-        if qs.continuous:
+        if spec.fitted:
+            w = "fitted to each item (no trained weights; its coding tables ship)" if has_weights(name) \
+                else "fitted to each item, but its coding tables are missing"
+        elif qs.continuous:
             w = "trained weights" if has_weights(name) else "NO trained weights"
         else:
             shipped = [q for q in range(qs.lo, qs.hi + 1) if has_weights(name, q)]

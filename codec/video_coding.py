@@ -30,9 +30,10 @@ def check_gop(gop) -> int:
 
 
 def stream_payload(model, frames: Iterable, width: int, height: int, quality, gop: int = DEFAULT_GOP,
-                   progress=None):
+                   progress=None, effort=None, fit_progress=None):
     """(payload, frame count) of ``frames`` (RGB uint8 ``[H, W, 3]``, all ``height x width``).
-    ``progress``: called with each frame's byte count."""
+    ``progress``: called with each frame's byte count; a fitted model's (``inr-video``) ``effort``
+    and ``fit_progress(epoch, epochs, psnr)`` as it fits each group."""
     from codec.models.payload import Payload
 
     sections = []
@@ -48,7 +49,8 @@ def stream_payload(model, frames: Iterable, width: int, height: int, quality, go
                 raise InputError(f"the video has more than {model.max_frames} frames")
             yield f
 
-    for secs, _ in model.compress_frames(checked(), quality, gop):
+    extra = {"effort": effort, "progress": fit_progress} if getattr(model, "fitted", False) else {}
+    for secs, _ in model.compress_frames(checked(), quality, gop, **extra):
         sections.extend(secs)
         if progress is not None:
             progress(sum(len(s.data) for s in secs))

@@ -94,6 +94,7 @@ class ModelSpec:
     kwargs: dict = field(default_factory=dict)
     quality: QualitySpec = LEVELS
     description: str = ""
+    fitted: bool = False  # the encoder fits the model to each item (an INR): no trained weights, an effort knob
 
     @property
     def variable_rate(self) -> bool:
@@ -156,6 +157,14 @@ MODELS: dict[str, ModelSpec] = {
                   description="I/P-frame video codec: mean-scale I-frames; P-frames by overlapped half-pel block "
                               "motion and a learned residual coder; integer synthesis, so decoded frames are exact "
                               "on every device"),
+        ModelSpec("inr-image", "image", "codec.models.inr.image:InrImageModel", {}, quality=CONTINUOUS, fitted=True,
+                  description="Cool-chic/C3-style INR: fits latent grids, a tiny synthesis and an autoregressive "
+                              "entropy model to each picture, then codes them (no trained weights; --effort sets "
+                              "the fitting time); exact integer decoder, about 500 MACs per pixel"),
+        ModelSpec("inr-video", "video", "codec.models.inr.video:InrVideoModel", {}, quality=CONTINUOUS, fitted=True,
+                  description="NeRV/HNeRV-style INR: fits one small upsampling network and a tiny embedding per "
+                              "frame to each group of --gop frames (no trained weights; --effort sets the "
+                              "fitting time); exact integer decoder, any frame decodable alone"),
     ]
 }
 #: the best model with shipped weights, per medium (a medium missing here has no codec yet)

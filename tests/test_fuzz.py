@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from codec.tools import fuzz
 
 pytestmark = pytest.mark.filterwarnings("ignore::codec.api.UntrainedModelWarning")
-MODELS = ("factorized", "mean-scale-vr", "wavelet-audio", "video-ip")  # the fastest model, the default image,
-# audio and video models
+MODELS = ("factorized", "mean-scale-vr", "wavelet-audio", "video-ip", "inr-image")  # the fastest model, the
+# default image, audio and video models, and the INR (a 20-iteration fit: its decoder is what is fuzzed)
 
 
 def ci(n):
@@ -80,6 +80,12 @@ def test_decode_default_model_raises_only_codec_errors(rnd):
 @given(st.randoms(use_true_random=False))
 def test_decode_audio_model_raises_only_codec_errors(rnd):
     check("decode", rnd, seeds("nmc", "wavelet-audio"))
+
+
+@ci(100)
+@given(st.randoms(use_true_random=False))
+def test_decode_inr_raises_only_codec_errors(rnd):
+    check("decode", rnd, seeds("nmc", "inr-image"))
 
 
 @ci(150)

@@ -18,7 +18,8 @@ from codec.models.integer import ACT_BITS, IntegerNet
 from pictures import smooth_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::codec.api.UntrainedModelWarning")
-MODELS = [n for n in registry.list_models() if registry.MODELS[n].modality == "image"]
+# the transform models (the INR model, fitted per picture, has its own tests: test_inr.py)
+MODELS = [n for n in registry.list_models() if registry.MODELS[n].modality == "image" and not registry.MODELS[n].fitted]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

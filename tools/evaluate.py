@@ -291,12 +291,13 @@ def _progress(total: int, enabled: bool, desc: str):
 
 def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], out_dir, *,
              jobs: int | None = None, limit: int | None = None, progress: bool = True,
-             log=print, frames: int | None = None, gop: int | None = None) -> dict[str, Path]:
+             log=print, frames: int | None = None, gop: int | None = None, effort=None) -> dict[str, Path]:
     """Run the evaluation; returns ``{codec key: results JSON path}`` for complete codecs.
 
     ``frames`` (video): code only the first N frames of every clip (part of the points'
     fingerprint and written to ``meta.frames``); ``gop`` (video): the key-frame interval of
-    every codec (each must have a ``gop`` setting).
+    every codec (each must have a ``gop`` setting); ``effort``: the fitting effort of codecs that
+    fit themselves to each item (``ours:inr-image``; each must have an ``effort`` setting).
 
     ``codecs`` are ``--codec`` strings, parsed specs or ``(Codec instance, qualities)``
     pairs (for plug-ins and tests).  Raises :class:`CodecError` on user mistakes and
@@ -334,6 +335,12 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
             if not hasattr(codec, "gop"):
                 raise CodecError(f"--gop: {codec.key} has no GOP setting (--gop applies to video codecs)")
             codec.gop = gop
+    if effort is not None:
+        for codec, _ in pairs:
+            if not hasattr(codec, "effort"):
+                raise CodecError(f"--effort: {codec.key} has no effort setting (--effort applies to models that "
+                                 "fit themselves to each item, e.g. ours:inr-image)")
+            codec.effort = effort
 
     paths = media.list_items(Path(dataset))
     if limit:
@@ -481,6 +488,9 @@ def register(sub) -> None:
                    help="video: code only the first N frames of every clip (recorded in the results)")
     p.add_argument("--gop", type=int, default=None, metavar="N",
                    help="video: key-frame interval of the codecs (default: theirs, 32 for the baselines)")
+    p.add_argument("--effort", default=None, metavar="E",
+                   help="models that fit themselves to each item (ours:inr-image): fast, medium, slow, placebo or "
+                        "a number of iterations (recorded in the results; default: the model's)")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     p.add_argument("--list-codecs", action="store_true", help="list the codecs, their quality meaning and "
                    "default grids, and exit")
@@ -503,7 +513,7 @@ def _cmd_eval(args) -> int:
         raise CodecError("missing -o/--output folder for the results")
     specs = [parse_codec_spec(s) for s in args.codecs]
     written = evaluate(args.dataset, specs, args.output, jobs=args.jobs, limit=args.limit,
-                       progress=not args.no_progress, frames=args.frames, gop=args.gop,
+                       progress=not args.no_progress, frames=args.frames, gop=args.gop, effort=args.effort,
                        log=lambda m: print(m, file=sys.stderr))
     for key, path in written.items():
         obj = load_results(path)

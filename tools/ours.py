@@ -7,7 +7,9 @@ codes the images of a folder (decoded to 8-bit RGB, ``output="numpy"``), an audi
 audio files (:class:`codec.media.audio.Audio` in, an ``Audio`` at the item's rate and
 length out), a video model its clips (the item's RGB frames in, a :class:`codec.media.video.Video`
 out; ``--gop N`` sets its key-frame interval, default 32, and a run at another interval
-is the codec ``ours-MODEL-gopN``).  A model the registry does not know (a stand-in behind a patched API) is taken
+is the codec ``ours-MODEL-gopN``).  A model that fits itself to each item (``inr-image``) is
+run at its default effort, or at ``--effort E`` (the codec ``ours-MODEL-effort-E``); the effort
+is recorded in the results, and every item's encoding time (the fit) with it.  A model the registry does not know (a stand-in behind a patched API) is taken
 as an image model, as before audio existed.
 
 Default qualities (when ``--codec ours:MODEL`` gives none): the whole numbers of the model's
@@ -124,6 +126,9 @@ class Ours(Codec):
             from codec.video_coding import DEFAULT_GOP
 
             self.gop = DEFAULT_GOP
+        spec = _spec(model)
+        if spec is not None and spec.fitted:
+            self.effort = None  # the model's default effort
         self.device = os.environ.get("CODEC_EVAL_DEVICE") or None
         self.probe = ""
 
@@ -139,12 +144,47 @@ class Ours(Codec):
         from codec.video_coding import DEFAULT_GOP, check_gop
 
         self._gop = check_gop(value)
-        tail = "" if self._gop == DEFAULT_GOP else f"-gop{self._gop}"
-        self.key = f"ours-{self.model}{tail}"
-        self.display_name = f"ours ({self.model}{', key frame every ' + str(self._gop) if tail else ''})"
+        self._rename()
+
+    def _rename(self) -> None:
+        """The key and display name of the settings that differ from the defaults."""
+        from codec.video_coding import DEFAULT_GOP
+
+        tails, words = [], []
+        if self.__dict__.get("_gop", DEFAULT_GOP) != DEFAULT_GOP:
+            tails.append(f"-gop{self._gop}")
+            words.append(f"key frame every {self._gop}")
+        if self.__dict__.get("_effort") is not None:
+            tails.append(f"-effort-{self._effort}")
+            words.append(f"effort {self._effort}")
+        self.key = f"ours-{self.model}{''.join(tails)}"
+        self.display_name = f"ours ({', '.join([self.model, *words])})"
+
+    @property
+    def effort(self):
+        """A model that fits itself to each item (an INR): its effort, None for its default (a
+        trained model has none: AttributeError)."""
+        if "_effort" not in self.__dict__:
+            raise AttributeError("effort")
+        return self._effort
+
+    @effort.setter
+    def effort(self, value) -> None:
+        arch = _spec(self.model).arch_class()
+        if value is not None:
+            try:
+                arch.iterations(value)
+            except ValueError as exc:
+                raise CodecError(f"ours:{self.model}: {exc}") from None
+        self._effort = value
+        self.iterations = arch.iterations(value)
+        self._rename()
 
     def _extra(self) -> dict:
-        return {"gop": self.gop} if self.media == "video" else {}
+        out = {"gop": self.gop} if self.media == "video" else {}
+        if "_effort" in self.__dict__:
+            out["effort"] = self.effort
+        return out
 
     def prepare(self, qualities) -> None:
         """Identify the exact model: hash the streams of a fixed probe (a 64x64 image, 0.5 s
@@ -153,9 +193,12 @@ class Ours(Codec):
         import codec as api
 
         probe = _probe(self.media)
+        extra = self._extra()
+        if "effort" in extra:  # a fitted model: a 5-iteration fit identifies its code and tables
+            extra["effort"] = 5
         h = hashlib.sha1()
         for q in qualities:
-            h.update(api.encode(probe, model=self.model, quality=q, device=self.device, **self._extra()))
+            h.update(api.encode(probe, model=self.model, quality=q, device=self.device, **extra))
         self.probe = h.hexdigest()[:16]
 
     def encode(self, item, quality) -> bytes:
@@ -187,10 +230,14 @@ class Ours(Codec):
         # images: the same keys as before audio existed (the fingerprint of earlier runs stays valid)
         if self.media == "image":
             out["chroma"] = "RGB (model input)"
+            if "_effort" in self.__dict__:
+                out["effort"] = f"{self.effort or 'default'}: {self.iterations} fitting iterations per item"
         elif self.media == "video":
             out["medium"] = self.media
             out["chroma"] = "RGB model input: the source's YUV 4:2:0 planes converted by codec.media.video"
             out["gop"] = f"key frame every {self.gop} frames"
+            if "_effort" in self.__dict__:
+                out["effort"] = f"{self.effort or 'default'}: {self.iterations} fitting iterations per group of frames"
         else:
             out["medium"] = self.media
             out["channels"] = "as the item's (codec.encode takes the Audio as read; the model resamples as it needs)"

@@ -83,9 +83,15 @@ def run_export(args) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-    from codec.training.export import export, export_video
+    from codec.training.export import export, export_tables, export_video
 
-    if args.video is not None:
+    if args.tables is not None:
+        if args.checkpoint is not None or args.video is not None or args.quality is not None or args.half:
+            raise ValueError("--tables takes no CHECKPOINT, --video, --quality or --half")
+        s = export_tables(args.tables, output=args.output, install=args.install, force=args.force)
+    elif args.checkpoint is None:
+        raise ValueError("give a CHECKPOINT (or --tables NAME)")
+    elif args.video is not None:
         if args.quality is not None:
             raise ValueError("--video takes no --quality (a video model has variable rate)")
         s = export_video(args.checkpoint, intra=args.intra, name=args.video, output=args.output,
@@ -124,7 +130,8 @@ def register_export(sub) -> None:
         "metadata in NAME-qQ.safetensors (NAME.safetensors for a variable-rate model), loadable with "
         "codec.models.registry.load_model(NAME, Q, path=...). --install puts it where load_model(NAME, Q) and "
         "'codec encode' find it.")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt checkpoint, or a run folder (its best.pt)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", default=None,
+                   help="a .pt checkpoint, or a run folder (its best.pt)")
     p.add_argument("-o", "--output", help="output file or folder (default: beside the checkpoint)")
     p.add_argument("--half", action="store_true", help="store the float weights as fp16 (half the size)")
     p.add_argument("--quality", type=int, help="quality to register it as (default: the config's; not for "
@@ -138,6 +145,9 @@ def register_export(sub) -> None:
                         "coder (a run of an image model on residual pictures, or an image weights file)")
     p.add_argument("--intra", metavar="WEIGHTS", default=None,
                    help="with --video: the I-frame coder's image weights (default: the installed mean-scale-vr)")
+    p.add_argument("--tables", metavar="NAME", default=None,
+                   help="write the coding tables of model NAME, one that fits itself to each item (inr-image): "
+                        "its only stored state (no CHECKPOINT)")
     p.set_defaults(func=run_export)
 
 

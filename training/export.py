@@ -255,3 +255,53 @@ def export_video(inter, intra=None, name: str = "video-ip", output=None, install
             "installed": install, "variable_rate": True,
             "test": f"{len(clip)} frames {8 * nbytes / (len(clip) * clip[0].shape[0] * clip[0].shape[1]):.3f} bpp, "
                     f"{10 * np.log10(255 ** 2 / max(mse, 1e-9)):.2f} dB"}
+
+
+def export_tables(name: str, output=None, install: bool = False, force: bool = False) -> dict:
+    """Write the coding tables of a model that fits itself to each item (``inr-image``): its
+    only stored state, built once here so that every install codes with these integers."""
+    from codec.models import registry
+
+    spec = registry.get_spec(name)
+    model = spec.arch_class()(**spec.kwargs)
+    if not spec.fitted:
+        raise ValueError(f"model '{name}' is trained, not fitted per item: export a checkpoint of it instead")
+    dst = Path(str(registry.weights_path(name))) if install else Path(output or spec.weights_filename())
+    if install and output is not None:
+        raise ValueError("give either an output path or --install, not both")
+    if dst.exists() and not force:
+        raise ValueError(f"{dst} exists (use --force to replace it)")
+    model.freeze()
+    meta = {"name": name, "quality": f"{spec.quality.lo}..{spec.quality.hi}", "trained": "true",
+            "arch_kwargs": json.dumps(spec.kwargs, sort_keys=True), "dtype": "int32", "step": "0",
+            "note": "coding tables only: the networks are fitted to each item and coded in its stream",
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "torch": torch.__version__,
+            "description": spec.description}
+    save_weights(model, dst, meta, force=True)
+    import math
+
+    import numpy as np
+
+    q = float(spec.quality.default)
+    if spec.modality == "video":
+        clip = test_clip(4, 64)
+        code = lambda m: [s.data for secs, _ in m.compress_frames(clip, q, gop=4, effort=10) for s in secs]
+        a, b = code(registry.load_model(name, path=dst)), code(registry.load_model(name, path=dst))
+        nbytes, px = sum(map(len, a)), 4 * 64 * 64
+        enc = list(registry.load_model(name, path=dst).compress_frames(clip, q, gop=4, effort=10))
+        mse = float(np.mean([((d.astype(float) - f) ** 2).mean() for (_, d), f in zip(enc, clip)])) / 255 ** 2
+    else:
+        x = test_image(32)
+        code = lambda m: m.compress(x, q, effort=20)
+        pa, pb = code(registry.load_model(name, path=dst)), code(registry.load_model(name, path=dst))
+        a, b = (pa.header, [s.data for s in pa.sections]), (pb.header, [s.data for s in pb.sections])
+        nbytes, px = pa.nbytes, x[0, 0].numel()
+        mse = float(((registry.load_model(name, path=dst).decompress(pa) - x) ** 2).mean())
+    if a != b:
+        raise RuntimeError(f"exported tables {dst} do not code repeatably")
+    m = registry.load_model(name, path=dst)
+
+    return {"path": str(dst), "name": name, "quality": float(spec.quality.default), "arch_kwargs": spec.kwargs,
+            "dtype": "int32", "weights_id": m.weights_id.hex(), "file_bytes": dst.stat().st_size, "step": 0,
+            "installed": install, "variable_rate": True,
+            "test": f"{8 * nbytes / px:.3f} bpp, {10 * math.log10(1 / max(mse, 1e-12)):.2f} dB (a short fit)"}

@@ -293,11 +293,19 @@ def checked_payload(model, c, limit=None):
     from codec.container import ContainerError
 
     p = c.payload
-    want = model.header_for(c.media.height, c.media.width)
-    if c.version == 1:
-        p.header = want
-    elif p.header != want:
-        raise ContainerError(f"the stream's model header does not fit its {describe(c.media)} (corrupt file)")
+    if hasattr(model, "check_header"):  # a model whose header says more than the grid (an INR's layers)
+        from codec.models.payload import PayloadError
+
+        try:
+            model.check_header(p.header, c.media.height, c.media.width)
+        except PayloadError as exc:
+            raise ContainerError(f"the stream's model header does not fit its {describe(c.media)}: {exc}") from None
+    else:
+        want = model.header_for(c.media.height, c.media.width)
+        if c.version == 1:
+            p.header = want
+        elif p.header != want:
+            raise ContainerError(f"the stream's model header does not fit its {describe(c.media)} (corrupt file)")
     if p.kinds() != tuple(model.section_kinds):
         raise ContainerError(f"model '{c.model}' writes sections {', '.join(model.section_kinds)}; this stream "
                              f"has {', '.join(p.kinds()) or 'none'}")
