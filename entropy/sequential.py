@@ -5,8 +5,8 @@ The lane-interleaved format (``FORMAT.md`` sections 1-7) needs every table index
 decoding starts, and spends 184 bytes on a stream's header and final states.  An
 autoregressive entropy model (an INR codec's latent model, whose row for a latent comes
 from the latents decoded before it) needs neither: this format (``FORMAT.md`` section 8)
-has one 32-bit state and a 9-18 byte header, and :class:`SequentialDecoder` decodes it a
-batch at a time.  Rows, symbol mapping and escapes are those of sections 1-3.
+has one 32-bit state and a header of 16 to 28 bytes (state included), and
+:class:`SequentialDecoder` decodes it a batch at a time.  Rows, symbol mapping and escapes are those of sections 1-3.
 
 >>> data = encode_sequential(values, rows, tables)      # values, rows: [N] ints, in decode order
 >>> dec = SequentialDecoder(data, tables, n=len(values))
@@ -45,6 +45,8 @@ def _read_varint(data: bytes, pos: int) -> tuple:
         value |= (b & 0x7F) << shift
         shift += 7
         if b < 0x80:
+            if b == 0 and i:  # one number, one encoding
+                raise CorruptStreamError("sequential stream: a header number has a redundant zero byte")
             return value, pos + i + 1
     raise CorruptStreamError("sequential stream: header number too long")
 
@@ -78,6 +80,8 @@ def _rows(rows, tables: CDFTables, n=None) -> np.ndarray:
 def encode_sequential(values, rows, tables: CDFTables) -> bytes:
     """``values[n]`` coded with row ``rows[n]`` of ``tables``, to be decoded in order ``n = 0, 1, ...``."""
     v = _int64(values, "values")
+    if v.size > MAX_SYMBOLS:
+        raise StreamError(f"a sequential stream holds at most {MAX_SYMBOLS} symbols")
     if v.size and (v.min() < -(1 << 31) or v.max() >= (1 << 31)):
         raise StreamError("values must fit in int32")
     r = _rows(rows, tables, v.size)
@@ -119,7 +123,7 @@ class SequentialDecoder:
         count, pos = _read_varint(data, pos)
         n_esc, pos = _read_varint(data, pos)
         esc_len, pos = _read_varint(data, pos)
-        if count != n:
+        if count != n or count > MAX_SYMBOLS:
             raise CorruptStreamError(f"sequential stream holds {count} symbols, expected {n}")
         if n_esc > n or not n_esc <= esc_len <= fmt.MAX_ESCAPE_BYTES * n_esc:
             raise CorruptStreamError("sequential stream: impossible escape counts")

@@ -315,3 +315,48 @@ def test_eval_records_the_effort_and_refuses_it_for_trained_models(tmp_path):
                      log=lambda m: None, effort="12")
     res = load_results(paths["ours-inr-image-effort-12"])
     assert "12 fitting iterations" in json.dumps(res) and res["results"]["encoding_time"][0] > 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_inr_streams_fitted_on_a_gpu_decode_identically_on_both_devices():
+    img = picture(64, 96)
+    frames = np.stack([picture(48, 80, seed=3)[:40, 3 * i:3 * i + 56] for i in range(4)])
+    for enc in ("cuda", "cpu"):  # (the float fit may give other bytes on each device; the decode may not)
+        data = codec.encode(img, model="inr-image", quality=6, effort=60, device=enc)
+        assert np.array_equal(codec.decode(data, device="cpu"), codec.decode(data, device="cuda")), enc
+        data = codec.encode(frames, fps=25, model="inr-video", gop=2, effort=10, device=enc)
+        assert np.array_equal(codec.decode(data, device="cpu", output="numpy"),
+                              codec.decode(data, device="cuda", output="numpy")), enc
+
+
+def test_inr_video_streams_of_other_architectures_decode_side_by_side(clip):
+    """The architecture is the stream's: decoding one never changes the shared model, so two
+    streams' frames can be decoded in turn, and later encodes are unchanged."""
+    from codec import video_coding as vc
+    from codec.models.inr.video import InrVideoModel
+
+    frames, data, _ = clip
+    shipped = codec.load_model("inr-video")
+    other = InrVideoModel(embed=2, blocks=(8, 6))
+    other.load_frozen(shipped.frozen_state())
+    payload, n = vc.stream_payload(other, list(frames), 56, 40, 5.0, 3, effort=3)
+    c = codec.container.unpack(data)
+    c.payload = payload
+    data2 = codec.container.pack(c)
+    a, b = codec.decode(data, output="numpy"), codec.decode(data2, output="numpy")
+    va, vb = codec.decode(data).frames, codec.decode(data2).frames
+    for i, (fa, fb) in enumerate(zip(va, vb)):  # interleaved, lazily
+        assert np.array_equal(fa, a[i]) and np.array_equal(fb, b[i])
+    assert (shipped.embed, shipped.widths) == (4, (24, 16, 12))
+
+
+def test_a_network_too_big_for_the_memory_limit_is_refused_before_decoding(coded):
+    _, data, _ = coded
+    head = codec.container.unpack(data).payload.header
+    W, H, v, *dims = arch.HEADER.unpack_from(head)
+    big = arch.Dims(7, 64, 4, 4, 64, 4)
+    n = len(arch.layers(big))
+    bad = _with_header(data, arch.HEADER.pack(W, H, v, *big.__dict__.values()) + bytes([8, 0] * n))
+    with pytest.raises(codec.CodecError, match="bytes per pixel"):
+        codec.decode(bad, max_pixels=W * H)  # the limit at exactly this picture: its 350 bytes a pixel

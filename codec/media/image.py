@@ -94,6 +94,20 @@ def check_size(width: int, height: int, limit=None, what: str = "the picture") -
                          f"coding needs about {BYTES_PER_PIXEL} bytes of memory per pixel)")
 
 
+def check_memory(model, header: bytes, width: int, height: int, limit=None, what: str = "the stream's picture"):
+    """For a model whose header sizes its decoder (an INR): :class:`LimitError` when the decoder
+    would need more memory than the pixel limit allows at :data:`BYTES_PER_PIXEL`."""
+    per = getattr(model, "decoder_bytes_per_pixel", None)
+    if per is None:
+        return
+    need = per(header)
+    if need > BYTES_PER_PIXEL and width * height * need > max_pixels(limit) * BYTES_PER_PIXEL:
+        raise LimitError(f"{what} ({width}x{height}) asks for a network that needs about {need} bytes per pixel "
+                         f"to decode, {width * height * need / 1e9:.1f} GB; the limit allows "
+                         f"{max_pixels(limit) * BYTES_PER_PIXEL / 1e9:.1f} GB (raise it with --max-pixels N, "
+                         f"max_pixels=N or ${MAX_PIXELS_ENV})")
+
+
 def rate(nbytes: int, info: ImageInfo) -> float:
     """Bits per pixel of ``nbytes`` bytes for a picture of ``info``'s size."""
     return 8 * nbytes / info.pixels
@@ -300,6 +314,7 @@ def checked_payload(model, c, limit=None):
             model.check_header(p.header, c.media.height, c.media.width)
         except PayloadError as exc:
             raise ContainerError(f"the stream's model header does not fit its {describe(c.media)}: {exc}") from None
+        check_memory(model, p.header, c.media.width, c.media.height, limit)
     else:
         want = model.header_for(c.media.height, c.media.width)
         if c.version == 1:

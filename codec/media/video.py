@@ -215,6 +215,7 @@ def checked_payload(model, c, limit=None):
         raise ContainerError(f"the stream's model header ({w}x{h}) does not fit its {c.media.width}x"
                              f"{c.media.height} video (corrupt file)")
     image.check_size(w, h, limit, what="the stream's frames")
+    image.check_memory(model, p.header, w, h, limit, what="the stream's frames")
     try:
         model.check_sections(p, c.media.frames)
     except PayloadError as exc:

@@ -243,6 +243,13 @@ class InrImageModel(nn.Module):
             raise PayloadError(f"the INR header is for a {W}x{H} picture, the stream's is {width}x{height}")
 
     @staticmethod
+    def decoder_bytes_per_pixel(header: bytes) -> int:
+        """About the most memory decoding takes per pixel (float64 planes, the widest layer's
+        input and output, the 3x3 layers' unfolded input), for the medium's memory check."""
+        _, _, d, *_ = parse_header(header, len(PARAM_LOG2))
+        return 8 * (2 * d.levels + 3 * max(d.syn_hidden, 3) + 27)
+
+    @staticmethod
     def describe_header(header: bytes) -> dict:
         """What ``codec info`` shows of a stream's model header: the architecture and its MACs per pixel."""
         H, W, d, *_ = parse_header(header, len(PARAM_LOG2))

@@ -112,15 +112,25 @@ class InrVideoModel(nn.Module):
 
     def load_frozen(self, state: dict):
         self.param_tables = entropy.CDFTables.from_state_dict(state, "frozen.param_tables.", "laplace")
+        if self.param_tables.num_rows != len(PARAM_LOG2):
+            raise ValueError("inr-video tables have the wrong number of rows")
 
     # -- header and sections ---------------------------------------------------------------
     def header_for(self, width: int, height: int) -> bytes:
         return HEADER.pack(width, height, VERSION, self.embed, len(self.widths)) + bytes(self.widths)
 
     def parse_header(self, header: bytes):
-        """(width, height) of a header; also sets the architecture it describes (bounded)."""
-        W, H, self.embed, self.widths = parse(header)
+        """(width, height) of a header (checked; the architecture is the stream's, read by the
+        decoder from the header each time: the model object is shared and never changes)."""
+        W, H, _, _ = parse(header)
         return W, H
+
+    @staticmethod
+    def decoder_bytes_per_pixel(header: bytes) -> int:
+        """About the most memory decoding takes per pixel of a frame (float64 activations; the
+        head's 3x3 convolution at full size dominates), for the medium's memory check."""
+        _, _, _, widths = parse(header)
+        return 8 * (11 * widths[-1] + 12)
 
     @staticmethod
     def describe_header(header: bytes) -> dict:
@@ -145,8 +155,9 @@ class InrVideoModel(nn.Module):
         keys, f = [], 0
         for s in payload.sections:
             if s.kind == "network":
-                if s.flags != FLAG_KEY or s.index != f:
-                    raise PayloadError(f"a network section must be flagged key and start frame {f}")
+                if s.flags != FLAG_KEY or s.index != f or (keys and keys[-1] == f):
+                    raise PayloadError(f"a network section must be flagged key and start frame {f}, with frames "
+                                       "after it")
                 keys.append(f)
             elif s.kind == "latent":
                 if s.flags or s.index != f or not keys:
@@ -161,9 +172,9 @@ class InrVideoModel(nn.Module):
         return keys
 
     # -- the integer forward pass ----------------------------------------------------------
-    def _grid(self, H, W):
-        k = len(self.widths)
-        return -(-H // (1 << k)), -(-W // (1 << k))
+    @staticmethod
+    def _grid(H, W, blocks: int):
+        return -(-H // (1 << blocks)), -(-W // (1 << blocks))
 
     @staticmethod
     def _pixels(e, e_shift, specs, ints, H, W):
@@ -183,7 +194,7 @@ class InrVideoModel(nn.Module):
         """Float fitting of one group (``frames`` ``[N, 3, H, W]`` in [0, 1]) -> (embeddings, weights);
         ``init``: the previous group's float weights to start from (as NIRVANA does)."""
         N, _, H, W = frames.shape
-        h, w = self._grid(H, W)
+        h, w = self._grid(H, W, len(self.widths))
         specs = layers(self.embed, self.widths)
         dev = frames.device
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
@@ -307,8 +318,8 @@ class InrVideoModel(nn.Module):
             yield from flush()
 
     # -- decoder ---------------------------------------------------------------------------
-    def _network(self, data: bytes, device):
-        specs = layers(self.embed, self.widths)
+    def _network(self, data: bytes, c_e: int, widths, device):
+        specs = layers(c_e, widths)
         n = len(specs)
         if len(data) < 2 * (n + 1):
             raise PayloadError("an INR video network section is too short")
@@ -331,10 +342,10 @@ class InrVideoModel(nn.Module):
     def decode_frames(self, payload, quality, frames: int, start: int = 0, stop=None, device="cpu"):
         """Decoded frames ``start .. stop - 1`` (RGB uint8 ``[H, W, 3]``): each needs only its group's
         network and its own embedding."""
-        W, H = self.parse_header(payload.header)
+        W, H, c_e, widths = parse(payload.header)
         self.check_sections(payload, frames)
         stop = frames if stop is None else min(stop, frames)
-        h, w = self._grid(H, W)
+        h, w = self._grid(H, W, len(widths))
         section, net = None, None
         with torch.no_grad():
             for s in payload.sections:
@@ -344,10 +355,10 @@ class InrVideoModel(nn.Module):
                 if not start <= s.index < stop:
                     continue
                 if net is None:
-                    net = self._network(section.data, device)
+                    net = self._network(section.data, c_e, widths, device)
                 specs, ints, e_shift, e_row = net
-                e = entropy.decode_sequential(s.data, np.full(self.embed * h * w, e_row), self.param_tables)
+                e = entropy.decode_sequential(s.data, np.full(c_e * h * w, e_row), self.param_tables)
                 if np.abs(e).max(initial=0) > exact.LAT_MAX:
                     raise PayloadError("an INR video embedding is out of range (corrupt stream)")
-                e = _f64(e, device).reshape(1, self.embed, h, w)
+                e = _f64(e, device).reshape(1, c_e, h, w)
                 yield self._pixels(e, e_shift, specs, ints, H, W)[0].cpu().numpy()
