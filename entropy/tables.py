@@ -513,7 +513,7 @@ def laplace_tables(scales=None, tail_mass: float = 1e-9, means=None) -> CDFTable
     pmf = np.zeros((scales.size, K + 1))
     pmf[:, :K] = np.where(live, np.clip(mass, 0, 1), 0)
     rows = np.arange(scales.size)
-    pmf[rows, lengths] = np.clip(1 - np.array([math.fsum(r) for r in pmf]), 0, 1)  # exact sums: any numpy
+    pmf[rows, lengths] = np.clip(1 - np.array([math.fsum(r) for r in pmf]), 0, 1)  # fsum: one sum on every build
     return tables_from_pmf(pmf, lengths, -half, family="laplace")
 
 
