@@ -45,6 +45,7 @@ VERSION = 1
 MAX_BLOCKS, MAX_CHANNELS = 7, 64
 VIDEO_EFFORTS = {"fast": 100, "medium": 300, "slow": 1000, "placebo": 5000}  # epochs (a step per frame)
 LR = 1e-2
+QAT_FRACTION = 0.3  # the last epochs of a fit run through the chosen quantisation steps
 
 
 def _f64(a, device="cpu"):
@@ -190,13 +191,19 @@ class InrVideoModel(nn.Module):
         return px.permute(0, 2, 3, 1).to(torch.uint8)
 
     # -- encoder -----------------------------------------------------------------------------
-    def _fit(self, frames, iters, seed=0, progress=None, init=None):
-        """Float fitting of one group (``frames`` ``[N, 3, H, W]`` in [0, 1]) -> (embeddings, weights);
-        ``init``: the previous group's float weights to start from (as NIRVANA does)."""
+    def _fit(self, frames, iters, choose, seed=0, progress=None, init=None):
+        """Fitting of one group (``frames`` ``[N, 3, H, W]`` in [0, 1]) -> (embeddings, weights, steps):
+        float for the first :data:`QAT_FRACTION` of the epochs left, then ``choose(embeddings,
+        weights) -> steps`` picks the quantisation steps and the rest of the epochs fit through
+        those steps (rounding with a straight-through gradient: quantisation-aware); ``init``:
+        the previous group's float weights to start from (as NIRVANA does)."""
         N, _, H, W = frames.shape
         h, w = self._grid(H, W, len(self.widths))
         specs = layers(self.embed, self.widths)
         dev = frames.device
+        fq = lambda t, s: t + (torch.round(t * (1 << s)) / (1 << s) - t).detach()
+        steps = None  # (embedding shift, {layer: shift}) once chosen
+        n_float = max(1, round(iters * (1 - QAT_FRACTION)))
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(seed)
             emb = nn.Parameter(torch.randn(N, self.embed, h, w, device=dev) * 0.5)
@@ -208,15 +215,21 @@ class InrVideoModel(nn.Module):
                     w0, b0 = (t.clone().to(dev) for t in init[L.name])
                 ws.append(nn.Parameter(w0))
                 ws.append(nn.Parameter(b0))
+            weights = lambda: {L.name: (ws[2 * j].detach(), ws[2 * j + 1].detach()) for j, L in enumerate(specs)}
             opt = torch.optim.Adam([emb, *ws], lr=LR)
-            steps = iters * N  # an iteration is an epoch: one step per frame, frames in a shuffled order
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * i / steps)))
+            total = iters * N  # an iteration is an epoch: one step per frame, frames in a shuffled order
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * i / total)))
             for i in range(iters):
+                if i == n_float:
+                    steps = choose(emb.detach(), weights())
                 err = 0.0
                 for t in torch.randperm(N).tolist():
-                    a = emb[t:t + 1]
+                    a = emb[t:t + 1] if steps is None else fq(emb[t:t + 1], steps[0])
                     for j, L in enumerate(specs):
-                        a = exact.float_layer(a, ws[2 * j], ws[2 * j + 1], False, False)
+                        wj, bj = ws[2 * j], ws[2 * j + 1]
+                        if steps is not None:
+                            wj, bj = fq(wj, steps[1][L.name]), fq(bj, steps[1][L.name])
+                        a = exact.float_layer(a, wj, bj, False, False)
                         if L.shuffle:
                             a = F.relu(F.pixel_shuffle(a, 2))
                     loss = F.mse_loss(a[:, :, :H, :W], frames[t:t + 1])
@@ -227,8 +240,9 @@ class InrVideoModel(nn.Module):
                     err += float(loss.detach()) / N
                 if progress is not None:
                     progress(i + 1, iters, float(-10 * math.log10(max(err, 1e-10))))
-        weights = {L.name: (ws[2 * j].detach(), ws[2 * j + 1].detach()) for j, L in enumerate(specs)}
-        return emb.detach(), weights
+            if steps is None:
+                steps = choose(emb.detach(), weights())
+        return emb.detach(), weights(), steps
 
     def _rows_bits(self, v):
         costs = [entropy.ideal_bits(v, torch.full_like(v, r), self.param_tables) for r in range(len(PARAM_LOG2))]
@@ -238,36 +252,45 @@ class InrVideoModel(nn.Module):
     def _code_group(self, frames, q, iters, progress=None):
         """(sections, decoded frames uint8 ``[N, H, W, 3]``) of one group."""
         N, _, H, W = frames.shape
-        emb, weights = self._fit(frames, iters, progress=progress, init=self._previous)
-        self._previous = weights
         specs = layers(self.embed, self.widths)
         lam, px = lam_of(q), N * H * W
         target = torch.round(frames.double().cpu() * 255).permute(0, 2, 3, 1)
         quant = lambda t, s: torch.round(t.double().cpu() * (1 << s)).clamp(-exact.W_MAX + 1, exact.W_MAX - 1)
+        embed = lambda emb, e_s: torch.round(emb.double().cpu() * (1 << e_s)).clamp(-exact.LAT_MAX, exact.LAT_MAX)
 
-        def cost(e_s, ints):
-            e = torch.round(emb.double().cpu() * (1 << e_s)).clamp(-exact.LAT_MAX, exact.LAT_MAX)
+        def cost(emb, e_s, ints):
+            e = embed(emb, e_s)
             mse = float(((self._pixels(e, e_s, specs, ints, H, W).double() - target) ** 2).mean()) / 255 ** 2
             bits = self._rows_bits(e.reshape(-1).to(torch.int64))[1]
             for w, b, _ in ints.values():
                 bits += self._rows_bits(torch.cat([w.reshape(-1), b]).to(torch.int64))[1]
-            return bits / px + lam * 255 ** 2 * mse, e
+            return bits / px + lam * 255 ** 2 * mse
 
-        best = None  # one step for every layer, one for the embeddings; then each layer's own
-        for s in SHIFTS:
-            ints = {L.name: (quant(weights[L.name][0], s), quant(weights[L.name][1], s), s) for L in specs}
-            for e_s in sorted({min(exact.FRAC, max(0, s - d)) for d in (6, 4, 2)}):
-                c, e = cost(e_s, ints)
-                if best is None or c < best[0]:
-                    best = (c, e_s, ints, e)
-        c0, e_s, ints, e = best
-        for L in specs:
-            s0 = ints[L.name][2]
-            for s in (s0 - 1, s0 + 1):
-                trial = {**ints, L.name: (quant(weights[L.name][0], s), quant(weights[L.name][1], s), s)}
-                c, _ = cost(e_s, trial)
-                if c < c0:
-                    c0, ints = c, trial
+        def choose(emb, weights):
+            """The steps of lowest rate-distortion cost: one for every layer and one for the
+            embeddings, then each layer's own (+-1)."""
+            best = None
+            for s in SHIFTS:
+                ints = {L.name: (quant(weights[L.name][0], s), quant(weights[L.name][1], s), s) for L in specs}
+                for e_s in sorted({min(exact.FRAC, max(0, s - d)) for d in (6, 4, 2)}):
+                    c = cost(emb, e_s, ints)
+                    if best is None or c < best[0]:
+                        best = (c, e_s, ints)
+            c0, e_s, ints = best
+            for L in specs:
+                s0 = ints[L.name][2]
+                for s in (s0 - 1, s0 + 1):
+                    trial = {**ints, L.name: (quant(weights[L.name][0], s), quant(weights[L.name][1], s), s)}
+                    c = cost(emb, e_s, trial)
+                    if c < c0:
+                        c0, ints = c, trial
+            return e_s, {k: v[2] for k, v in ints.items()}
+
+        emb, weights, (e_s, shifts) = self._fit(frames, iters, choose, progress=progress, init=self._previous)
+        self._previous = weights
+        ints = {L.name: (quant(weights[L.name][0], shifts[L.name]), quant(weights[L.name][1], shifts[L.name]),
+                         shifts[L.name]) for L in specs}
+        e = embed(emb, e_s)
         head, values, rows = [], [], []
         for L in specs:
             w, b, s = ints[L.name]
