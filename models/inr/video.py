@@ -8,8 +8,10 @@ the embeddings are ``C_e x ceil(H / 2**K) x ceil(W / 2**K)`` grids
 fitted with the network (HNeRV's content-adaptive embeddings, fitted directly instead of
 produced by an encoder).  Encoding fits them to the group (:meth:`InrVideoModel._fit`: MSE,
 Adam, one step per frame, cosine schedule, starting from the previous group's network as
-NIRVANA does; float, any device), then quantises every layer and the embeddings with
-the power-of-two step of lowest rate-distortion cost (the quality's lambda) and codes the
+NIRVANA does; any device).  After :data:`QAT_FRACTION` of the epochs are left it picks each
+layer's and the embeddings' power-of-two quantisation step (lowest rate-distortion cost at
+the quality's lambda, measured with the decoder's integer arithmetic) and fits the rest
+through those steps (straight-through rounding: quantisation-aware); then it codes the
 integers with sequential rANS streams (:mod:`codec.entropy.sequential`).
 
 Sections (the container's index is the frame): a group's first frame has a ``network``

