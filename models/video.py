@@ -470,16 +470,16 @@ class VideoModel(nn.Module):
             flags = 0
         return [Section("hyper-latent", streams[0], index, flags), Section("latent", streams[1], index)], rec
 
+    @torch.no_grad()  # (a decorator: a with-block around a yield would leak no-grad to the caller)
     def compress_frames(self, frames: Iterable, quality, gop: int = 32, width=None, height=None):
         """Frames -> iterator of (sections of one frame, decoded frame as uint8 ``[H, W, 3]``).
         Key frames every ``gop`` frames (``gop`` >= 1)."""
         if gop < 1:
             raise ValueError("gop must be >= 1")
         ref = None
-        with torch.no_grad():
-            for i, f in enumerate(frames):
-                secs, ref = self.encode_frame(f, ref, i % gop == 0, quality, i)
-                yield secs, ref.permute(1, 2, 0).to(torch.uint8).cpu().numpy()
+        for i, f in enumerate(frames):
+            secs, ref = self.encode_frame(f, ref, i % gop == 0, quality, i)
+            yield secs, ref.permute(1, 2, 0).to(torch.uint8).cpu().numpy()
 
     def key_frames(self, payload: Payload) -> list:
         return [s.index for s in payload.sections if s.flags & FLAG_KEY]
@@ -505,6 +505,7 @@ class VideoModel(nn.Module):
             raise PayloadError("the first frame is not a key frame")
         return keys
 
+    @torch.no_grad()  # (a decorator: a with-block around a yield would leak no-grad to the caller)
     def decode_frames(self, payload: Payload, quality, frames: int, start: int = 0, stop=None,
                       device="cpu") -> Iterator[np.ndarray]:
         """Decoded frames ``start .. stop - 1`` (RGB uint8 ``[H, W, 3]``), decoding from the
@@ -515,13 +516,12 @@ class VideoModel(nn.Module):
         secs = payload.sections
         first = max(k for k in keys if k <= start) if start < frames else frames
         ref = None
-        with torch.no_grad():
-            for f in range(first, stop):
-                streams = [secs[2 * f].data, secs[2 * f + 1].data]
-                if secs[2 * f].flags & FLAG_KEY:
-                    ref = self._pixels(self._decode_intra(streams, H, W, quality, device))
-                else:
-                    mv, a = self._decode_inter(streams, H, W, quality, device)
-                    ref = torch.clamp(self.compensate(ref, mv) + self._residual(a), 0, 255)
-                if f >= start:
-                    yield ref.permute(1, 2, 0).to(torch.uint8).cpu().numpy()
+        for f in range(first, stop):
+            streams = [secs[2 * f].data, secs[2 * f + 1].data]
+            if secs[2 * f].flags & FLAG_KEY:
+                ref = self._pixels(self._decode_intra(streams, H, W, quality, device))
+            else:
+                mv, a = self._decode_inter(streams, H, W, quality, device)
+                ref = torch.clamp(self.compensate(ref, mv) + self._residual(a), 0, 255)
+            if f >= start:
+                yield ref.permute(1, 2, 0).to(torch.uint8).cpu().numpy()

@@ -360,3 +360,19 @@ def test_a_network_too_big_for_the_memory_limit_is_refused_before_decoding(coded
     bad = _with_header(data, arch.HEADER.pack(W, H, v, *big.__dict__.values()) + bytes([8, 0] * n))
     with pytest.raises(codec.CodecError, match="bytes per pixel"):
         codec.decode(bad, max_pixels=W * H)  # the limit at exactly this picture: its 350 bytes a pixel
+
+
+def test_abandoned_frame_iterators_leave_gradients_on(clip):
+    """A lazily decoded video left half-read must not switch autograd off for the caller."""
+    _, data, _ = clip
+    frames = iter(codec.decode(data).frames)
+    next(frames)
+    assert torch.is_grad_enabled()
+    del frames
+    import gc
+
+    gc.collect()
+    assert torch.is_grad_enabled()
+    enc = codec.load_model("inr-video").compress_frames([picture(40, 56)] * 2, 4.0, gop=2, effort=2)
+    next(enc)
+    assert torch.is_grad_enabled()

@@ -364,6 +364,7 @@ class InrVideoModel(nn.Module):
             pos += L.params
         return specs, ints, shifts[n], rows[n]
 
+    @torch.no_grad()  # (a decorator: a with-block around a yield would leak no-grad to the caller)
     def decode_frames(self, payload, quality, frames: int, start: int = 0, stop=None, device="cpu"):
         """Decoded frames ``start .. stop - 1`` (RGB uint8 ``[H, W, 3]``): each needs only its group's
         network and its own embedding."""
@@ -372,18 +373,17 @@ class InrVideoModel(nn.Module):
         stop = frames if stop is None else min(stop, frames)
         h, w = self._grid(H, W, len(widths))
         section, net = None, None
-        with torch.no_grad():
-            for s in payload.sections:
-                if s.kind == "network":
-                    section, net = s, None
-                    continue
-                if not start <= s.index < stop:
-                    continue
-                if net is None:
-                    net = self._network(section.data, c_e, widths, device)
-                specs, ints, e_shift, e_row = net
-                e = entropy.decode_sequential(s.data, np.full(c_e * h * w, e_row), self.param_tables)
-                if np.abs(e).max(initial=0) > exact.LAT_MAX:
-                    raise PayloadError("an INR video embedding is out of range (corrupt stream)")
-                e = _f64(e, device).reshape(1, c_e, h, w)
-                yield self._pixels(e, e_shift, specs, ints, H, W)[0].cpu().numpy()
+        for s in payload.sections:
+            if s.kind == "network":
+                section, net = s, None
+                continue
+            if not start <= s.index < stop:
+                continue
+            if net is None:
+                net = self._network(section.data, c_e, widths, device)
+            specs, ints, e_shift, e_row = net
+            e = entropy.decode_sequential(s.data, np.full(c_e * h * w, e_row), self.param_tables)
+            if np.abs(e).max(initial=0) > exact.LAT_MAX:
+                raise PayloadError("an INR video embedding is out of range (corrupt stream)")
+            e = _f64(e, device).reshape(1, c_e, h, w)
+            yield self._pixels(e, e_shift, specs, ints, H, W)[0].cpu().numpy()
