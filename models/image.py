@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from codec.models._compressai import GDN, conv, deconv
 
+from codec.models.context import ContextLatentCodec
 from codec.models.integer import exact_mode
 from codec.models.latent_codecs import (FactorizedLatentCodec, GainLatentCodec, HyperpriorLatentCodec,
                                          LatentCodecModel)
@@ -149,6 +150,11 @@ class ScaleHyperprior(ImageModel):
         self.latent_codec = HyperpriorLatentCodec(_hyper_analysis(N, M), h_s, N, mean=False, abs_input=True)
 
 
+def _mean_scale_synthesis(N, M):
+    return nn.Sequential(deconv(N, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2), nn.ReLU(inplace=True),
+                         conv(M * 3 // 2, M * 2, stride=1, kernel_size=3))
+
+
 class MeanScaleHyperprior(ImageModel):
     """Minnen et al. 2018 mean-scale hyperprior without context model (CompressAI ``mbt2018-mean``),
     with ReLU in the hyper-synthesis so that it runs as an exact integer network."""
@@ -157,9 +163,8 @@ class MeanScaleHyperprior(ImageModel):
 
     def __init__(self, N=128, M=192):
         super().__init__(N, M)
-        h_s = nn.Sequential(deconv(N, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2), nn.ReLU(inplace=True),
-                            conv(M * 3 // 2, M * 2, stride=1, kernel_size=3))
-        self.latent_codec = HyperpriorLatentCodec(_hyper_analysis(N, M), h_s, N, mean=True, abs_input=False)
+        self.latent_codec = HyperpriorLatentCodec(_hyper_analysis(N, M), _mean_scale_synthesis(N, M), N,
+                                                  mean=True, abs_input=False)
 
 
 class VariableRateMeanScale(MeanScaleHyperprior):
@@ -172,3 +177,18 @@ class VariableRateMeanScale(MeanScaleHyperprior):
         super().__init__(N, M)
         self.levels = levels
         self.latent_codec = GainLatentCodec(self.latent_codec, M, levels)
+
+
+class ContextMeanScale(ImageModel):
+    """The variable-rate mean-scale hyperprior with a channel-wise and checkerboard context
+    model over the latent (:class:`~codec.models.context.ContextLatentCodec`, ELIC-style),
+    every step from decoded symbols to table rows and means in exact integers."""
+
+    multiple = 64
+    variable_rate = True
+
+    def __init__(self, N=64, M=96, levels=8):
+        super().__init__(N, M)
+        self.levels = levels
+        inner = ContextLatentCodec(_hyper_analysis(N, M), _mean_scale_synthesis(N, M), N, M)
+        self.latent_codec = GainLatentCodec(inner, M, levels)

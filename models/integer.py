@@ -56,9 +56,10 @@ class IntegerNet(nn.Module):
     Output: integer-valued float64 tensor in units of ``2**-act_bits``.
     """
 
-    def __init__(self, layers: list[dict], act_bits: int = ACT_BITS):
+    def __init__(self, layers: list[dict], act_bits: int = ACT_BITS, store=torch.int32):
         super().__init__()
         self.act_bits = int(act_bits)
+        self.store = store  # the dtype :meth:`state` writes the weights in (int16 or int32)
         self.act_limit = ACT_LIMIT << (self.act_bits - ACT_BITS)
         self.specs = []
         for i, L in enumerate(layers):
@@ -89,7 +90,11 @@ class IntegerNet(nn.Module):
         return "igdn" if isinstance(m, GDN) else "deconv" if isinstance(m, nn.ConvTranspose2d) else "conv"
 
     @classmethod
-    def freeze(cls, seq: nn.Sequential, act_bits: int = ACT_BITS) -> "IntegerNet":
+    def freeze(cls, seq: nn.Sequential, act_bits: int = ACT_BITS, store=torch.int32) -> "IntegerNet":
+        """``store``: the dtype the weights are stored in (:meth:`state`); every weight fits int16
+        (``|w| < 2**12``), so int16 halves the file; int32 is what the first models shipped with."""
+        if store not in (torch.int16, torch.int32):
+            raise ValueError("integer weights are stored as int16 or int32")
         if not ACT_BITS <= act_bits <= 12:  # (a**2 of the largest activation stays below 2**53)
             raise ValueError(f"act_bits must lie in {ACT_BITS}..12")
         in_bound = float(ACT_LIMIT << (act_bits - ACT_BITS))
@@ -114,7 +119,7 @@ class IntegerNet(nn.Module):
             layers.append(dict(kind=cls._kind(m), stride=tuple(m.stride), padding=tuple(m.padding),
                                output_padding=tuple(getattr(m, "output_padding", (0, 0))),
                                shift=shift, relu=p["relu"], weight=w_int, bias=b_int, square_shift=0))
-        return cls(layers, act_bits)
+        return cls(layers, act_bits, store)
 
     @staticmethod
     def _freeze_igdn(m, act_bits: int, in_bound: float) -> dict:
@@ -148,6 +153,9 @@ class IntegerNet(nn.Module):
         squares = state[prefix + "square_shifts"].tolist() if prefix + "square_shifts" in state else None
         act_bits = int(state[prefix + "act_bits"].reshape(-1)[0]) if prefix + "act_bits" in state else ACT_BITS
         plan = cls.layer_plan(seq)
+        store = state[prefix + "w0"].dtype if prefix + "w0" in state else torch.int32
+        if store not in (torch.int16, torch.int32):
+            raise ValueError(f"stored integer weights are {store}, not int16 or int32")
         if len(shifts) != len(plan) or (squares is not None and len(squares) != len(plan)):
             raise ValueError(f"stored integer network has {len(shifts)} layers, expected {len(plan)}")
         for i, p in enumerate(plan):
@@ -163,7 +171,7 @@ class IntegerNet(nn.Module):
                                output_padding=tuple(getattr(m, "output_padding", (0, 0))),
                                shift=int(shifts[i]), relu=p["relu"], weight=w, bias=state[prefix + f"b{i}"],
                                square_shift=int(squares[i]) if squares is not None else 0))
-        return cls(layers, act_bits)
+        return cls(layers, act_bits, store)
 
     def state(self, prefix: str) -> dict:
         out = {prefix + "shifts": torch.tensor([s["shift"] for s in self.specs], dtype=torch.int32)}
@@ -172,7 +180,7 @@ class IntegerNet(nn.Module):
         if self.act_bits != ACT_BITS:
             out[prefix + "act_bits"] = torch.tensor([self.act_bits], dtype=torch.int32)
         for i in range(len(self.specs)):
-            out[prefix + f"w{i}"] = getattr(self, f"w{i}").to(torch.int32)
+            out[prefix + f"w{i}"] = getattr(self, f"w{i}").to(self.store)
             out[prefix + f"b{i}"] = getattr(self, f"b{i}").to(torch.int64)
         return out
 

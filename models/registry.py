@@ -148,6 +148,10 @@ MODELS: dict[str, ModelSpec] = {
                   quality=CONTINUOUS,
                   description="variable-rate mean-scale hyperprior (gain units), N=64 M=96: one set of "
                               "weights, continuous quality 1..8"),
+        ModelSpec("context-vr", "image", _IMAGE + "ContextMeanScale", dict(N=64, M=96, levels=8),
+                  quality=CONTINUOUS,
+                  description="variable-rate mean-scale hyperprior with an ELIC-style context model (5 uneven "
+                              "channel slices, checkerboard inside each), N=64 M=96; exact integer context path"),
         ModelSpec("wavelet-audio", "audio", "codec.models.audio:AudioModel", dict(M=24, N=192, E=128, levels=8),
                   quality=CONTINUOUS,
                   description="WaLLoC-style audio codec at 32 kHz: a 5-level CDF 9/7 wavelet packet around a "

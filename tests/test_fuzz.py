@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from codec.tools import fuzz
 
 pytestmark = pytest.mark.filterwarnings("ignore::codec.api.UntrainedModelWarning")
-MODELS = ("factorized", "mean-scale-vr", "wavelet-audio", "video-ip", "inr-image")  # the fastest model, the
+MODELS = ("factorized", "mean-scale-vr", "context-vr", "wavelet-audio", "video-ip", "inr-image")  # the fastest model, the
 # default image, audio and video models, and the INR (a 20-iteration fit: its decoder is what is fuzzed)
 
 
@@ -74,6 +74,12 @@ def test_decode_factorized_raises_only_codec_errors(rnd):
 @given(st.randoms(use_true_random=False))
 def test_decode_default_model_raises_only_codec_errors(rnd):
     check("decode", rnd, seeds("nmc", "mean-scale-vr"))  # (its golden version 1 stream while its weights are those)
+
+
+@ci(100)
+@given(st.randoms(use_true_random=False))
+def test_decode_context_model_raises_only_codec_errors(rnd):
+    check("decode", rnd, seeds("nmc", "context-vr"))
 
 
 @ci(100)

@@ -245,6 +245,11 @@ def test_end_to_end_benchmark_runs():
     assert len(cpu) == 1 and cpu[0]["coder"] == "numpy" and cpu[0]["bytes"] > 0
     assert 0 < cpu[0]["encode_entropy_s"] < cpu[0]["encode_s"] and 0 < cpu[0]["decode_entropy_s"] < cpu[0]["decode_s"]
     assert codec.entropy.encode.__name__ == "encode"  # the timers are removed again
+    # several models: the sequential streams of the context model count as its entropy stage
+    rows = run([("p.png", sample(64, 64))], model=["factorized", "context-vr"], repeat=1)
+    assert [r["model"] for r in rows] == ["factorized", "context-vr"]
+    assert 0 < rows[1]["encode_entropy_s"] < rows[1]["encode_s"] and 0 < rows[1]["decode_entropy_s"] < rows[1]["decode_s"]
+    assert codec.entropy.encode_sequential.__name__ == "encode_sequential"
 
 
 def test_registry_specs_agree_with_their_architectures():

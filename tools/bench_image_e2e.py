@@ -1,7 +1,7 @@
 """Benchmark: time per image of ``codec.encode`` / ``codec.decode``, with the entropy stage
 split out, for the CPU (numpy) coder and, on CUDA, the GPU (Triton) coder.
 
-    python -m codec.tools.bench_image_e2e [IMAGE ...] [--model NAME] [--quality Q] [--repeat 5]
+    python -m codec.tools.bench_image_e2e [IMAGE ...] [--model NAME ...] [--quality Q] [--repeat 5]
 
 Default image: the bundled Kodak ``kodim23`` (768x512).  For each device present (the
 CPU; CUDA when there is one) and each coder that can serve it (``numpy`` everywhere;
@@ -11,7 +11,10 @@ the whole public call (image in, bytes out and back) and the time spent inside
 out; with ``torch.cuda.synchronize`` around it on CUDA).  Best of ``--repeat`` after a
 warm-up.  The ratio column divides the numpy coder's time on the same device, measured
 in the same run, by the row's time (> 1: faster).  On one device every coder must
-write the same streams; the run fails if one does not.
+write the same streams; the run fails if one does not.  With several ``--model`` s, the
+last column divides the first model's whole encode and decode times (same image, device
+and coder, same run) by each row's: a new model's cost against the default's.  The
+entropy stage includes sequential streams (``encode_sequential``, ``SequentialDecoder``).
 """
 from __future__ import annotations
 
@@ -61,40 +64,47 @@ def _time(fn, repeat, timer, cuda):
 
 
 def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
+    """Rows of timings; ``model``: a name, a list of names or None (the default model)."""
     import codec
     from codec import entropy
-    from codec.entropy import coder
+    from codec.entropy import coder, sequential
+
+    models = model if isinstance(model, (list, tuple)) else [model]
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows, streams = [], {}
     cuda_any = torch.cuda.is_available()
     timer = _StageTimer(cuda_any)
     enc0, dec0 = entropy.encode, entropy.decode
+    seq0, seqdec0 = entropy.encode_sequential, sequential.SequentialDecoder.decode
     entropy.encode, entropy.decode = timer.wrap(enc0), timer.wrap(dec0)
+    entropy.encode_sequential, sequential.SequentialDecoder.decode = timer.wrap(seq0), timer.wrap(seqdec0)
     old_env = os.environ.get(coder.BACKEND_ENV)
     try:
         for name, img in images:
             h, w = img.shape[:2]
-            for dev in devices:
-                for choice in (["numpy"] + (["auto"] if dev == "cuda" else [])):
-                    os.environ[coder.BACKEND_ENV] = choice
-                    codec.load_model(model, quality, dev)  # load outside the timing
-                    t_enc, s_enc, data = _time(lambda: codec.encode(img, model=model, quality=quality, device=dev),
-                                               repeat, timer, cuda_any)
-                    t_dec, s_dec, _ = _time(lambda: codec.decode(data, device=dev), repeat, timer, cuda_any)
-                    used = choice
-                    if choice == "auto":
-                        used = "triton" if coder._gpu_checked.get(str(torch.device(dev))) else "numpy (fallback)"
-                    # (streams may differ between devices: the float analysis transform rounds
-                    # differently; on one device every coder must write the same bytes)
-                    if (name, dev) in streams and streams[name, dev] != data:
-                        raise RuntimeError(f"{name}: the {used} coder on {dev} wrote other bytes than numpy")
-                    streams[name, dev] = data
-                    rows.append({"image": name, "pixels": h * w, "device": dev, "coder": used, "bytes": len(data),
-                                 "encode_s": t_enc, "encode_entropy_s": s_enc, "decode_s": t_dec,
-                                 "decode_entropy_s": s_dec})
+            runs = [(d, c, m) for d in devices for c in ["numpy"] + (["auto"] if d == "cuda" else []) for m in models]
+            for dev, choice, model in runs:
+                os.environ[coder.BACKEND_ENV] = choice
+                codec.load_model(model, quality, dev)  # load outside the timing
+                t_enc, s_enc, data = _time(lambda: codec.encode(img, model=model, quality=quality, device=dev),
+                                           repeat, timer, cuda_any)
+                t_dec, s_dec, _ = _time(lambda: codec.decode(data, device=dev), repeat, timer, cuda_any)
+                used = choice
+                if choice == "auto":
+                    used = "triton" if coder._gpu_checked.get(str(torch.device(dev))) else "numpy (fallback)"
+                # (streams may differ between devices: the float analysis transform rounds
+                # differently; on one device every coder must write the same bytes)
+                if (name, dev, model) in streams and streams[name, dev, model] != data:
+                    raise RuntimeError(f"{name}: the {used} coder on {dev} wrote other bytes than numpy")
+                streams[name, dev, model] = data
+                rows.append({"image": name, "model": codec.load_model(model, quality, dev).name,
+                             "pixels": h * w, "device": dev, "coder": used, "bytes": len(data),
+                             "encode_s": t_enc, "encode_entropy_s": s_enc, "decode_s": t_dec,
+                             "decode_entropy_s": s_dec})
     finally:
         entropy.encode, entropy.decode = enc0, dec0
+        entropy.encode_sequential, sequential.SequentialDecoder.decode = seq0, seqdec0
         if old_env is None:
             os.environ.pop(coder.BACKEND_ENV, None)
         else:
@@ -103,23 +113,31 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
 
 
 def _print(rows):
-    ref = {(r["image"], r["device"]): r for r in rows if r["coder"] == "numpy"}
-    print(f"{'image':<14} {'device':<6} {'coder':<10} {'bytes':>8}  {'encode ms':>10} {'(entropy)':>10} "
-          f"{'decode ms':>10} {'(entropy)':>10}  {'entropy speed-up enc/dec':>24}")
+    ref = {(r["image"], r["device"], r["model"]): r for r in rows if r["coder"] == "numpy"}
+    first = {}
     for r in rows:
-        b = ref[(r["image"], r["device"])]
+        first.setdefault((r["image"], r["device"], r["coder"]), r)
+    several = len({r["model"] for r in rows}) > 1
+    print(f"{'image':<14} {'model':<14} {'device':<6} {'coder':<10} {'bytes':>8}  {'encode ms':>10} {'(entropy)':>10} "
+          f"{'decode ms':>10} {'(entropy)':>10}  {'entropy speed-up enc/dec':>24}"
+          + (f"  {'speed vs first model enc/dec':>28}" if several else ""))
+    for r in rows:
+        b = ref[(r["image"], r["device"], r["model"])]
         ratio = (f"{b['encode_entropy_s'] / r['encode_entropy_s']:.2f}x / "
                  f"{b['decode_entropy_s'] / r['decode_entropy_s']:.2f}x")
-        print(f"{r['image']:<14} {r['device']:<6} {r['coder']:<10} {r['bytes']:>8}  {1e3 * r['encode_s']:>10.1f} "
-              f"{1e3 * r['encode_entropy_s']:>10.1f} {1e3 * r['decode_s']:>10.1f} {1e3 * r['decode_entropy_s']:>10.1f}"
-              f"  {ratio:>24}")
+        f = first[(r["image"], r["device"], r["coder"])]
+        vs = f"{f['encode_s'] / r['encode_s']:.2f}x / {f['decode_s'] / r['decode_s']:.2f}x"
+        print(f"{r['image']:<14} {r['model']:<14} {r['device']:<6} {r['coder']:<10} {r['bytes']:>8}  "
+              f"{1e3 * r['encode_s']:>10.1f} {1e3 * r['encode_entropy_s']:>10.1f} {1e3 * r['decode_s']:>10.1f} "
+              f"{1e3 * r['decode_entropy_s']:>10.1f}  {ratio:>24}" + (f"  {vs:>28}" if several else ""))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m codec.tools.bench_image_e2e", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", help="image files (default: the bundled kodim23)")
-    p.add_argument("--model", default=None, help="model name (default: the default model)")
+    p.add_argument("--model", action="append", default=None,
+                   help="model name, repeatable: times against the first one's (default: the default model)")
     p.add_argument("--quality", type=float, default=None, help="quality (default: the model's default)")
     p.add_argument("--repeat", type=int, default=5, help="timed repetitions after a warm-up (best is kept)")
     args = p.parse_args(argv)
@@ -135,7 +153,7 @@ def main(argv=None) -> int:
             images = [("kodim23.png", image.read(f).rgb)]
     if not torch.cuda.is_available():
         print("note: no CUDA device: only the CPU coder on the CPU is timed", file=sys.stderr)
-    _print(run(images, args.model, args.quality, max(1, args.repeat)))
+    _print(run(images, args.model or [None], args.quality, max(1, args.repeat)))
     return 0
 
 

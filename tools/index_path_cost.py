@@ -8,7 +8,8 @@ For each image, codes the latents twice with the same entropy coder and tables:
   and exact means), i.e. the bytes ``codec encode`` writes;
 - **float**: CompressAI's path (float32 hyper-synthesis -> scale levels by comparing
   float scales with the scale table, float means), which is *not* decodable across
-  devices.
+  devices.  For a context model (``context-vr``) the float path runs the float context
+  networks too, on the float path's own decoded latents.
 
 Prints bytes of both, the rate difference in percent and the PSNR of both
 reconstructions (the means differ by < 2**-9).
@@ -24,6 +25,7 @@ import torch
 from codec import entropy
 from codec.media import image
 from codec.media.image_metrics import psnr_rgb
+from codec.models.context import ContextLatentCodec
 
 
 @torch.no_grad()
@@ -45,6 +47,12 @@ def measure(model, pic: image.Picture, quality=None) -> dict:
         gain, inv_gain = lc.gains(quality, 1, y.device)
         lc = lc.inner
         y = y * gain
+    if isinstance(lc, ContextLatentCodec):
+        streams, y_hat_f = lc.compress(y, exact=False)
+        rec_float = image.model_output(model.synthesize(y_hat_f * inv_gain), info).rgb
+        int_bytes = sum(len(d) for d in sections.values())
+        return dict(pixels=info.pixels, int_bytes=int_bytes, float_bytes=len(streams[0]),
+                    psnr_int=psnr_rgb(pic.rgb, rec_int), psnr_float=psnr_rgb(pic.rgb, rec_float))
     z = lc.h_a(torch.abs(y) if lc.abs_input else y)
     z_sym = torch.round(z)
     scales, means = lc._params(z_sym)
@@ -69,7 +77,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="+")
     ap.add_argument("--model", default="mean-scale", help="a hyperprior model (hyperprior, mean-scale, "
-                    "mean-scale-small, mean-scale-vr)")
+                    "mean-scale-small, mean-scale-vr, context-vr)")
     ap.add_argument("--quality", type=float, default=None)
     args = ap.parse_args(argv)
     name, q = api.resolve(args.model, args.quality)

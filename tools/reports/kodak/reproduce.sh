@@ -12,7 +12,7 @@ KODAK=${1:?usage: bash tools/reports/kodak/reproduce.sh KODAK_DIR}
 command -v codec >/dev/null || { echo "codec not on PATH: install the project (pip install -e .) and activate its environment" >&2; exit 2; }
 cd "$(dirname "$0")/../../.."
 codec eval "$KODAK" --codec jpeg --codec webp --codec avif --codec jpeg2000 --codec hevc-intra --codec av1-intra \
-    --codec ours:mean-scale-small:4 --codec ours:mean-scale-vr:1,2,3,4,5,6,7,8 \
+    --codec ours:mean-scale-small:4 --codec ours:mean-scale-vr:1,2,3,4,5,6,7,8 --codec ours:context-vr:1,2,3,4,5,6,7,8 \
     -o tools/reports/kodak/results
-codec report tools/reports/kodak/results --anchor tools/reports/kodak/anchors --reference jpeg --reference webp --reference vtm \
+codec report tools/reports/kodak/results --anchor tools/reports/kodak/anchors --reference jpeg --reference webp --reference avif --reference bmshj2018-hyperprior --reference mbt2018-mean --reference vtm \
     --title "Kodak (24 images): classical codecs, our models and published anchors" -o tools/reports/kodak --force
