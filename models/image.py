@@ -163,8 +163,9 @@ class MeanScaleHyperprior(ImageModel):
 
     def __init__(self, N=128, M=192):
         super().__init__(N, M)
-        self.latent_codec = HyperpriorLatentCodec(_hyper_analysis(N, M), _mean_scale_synthesis(N, M), N,
-                                                  mean=True, abs_input=False)
+        h_s = _mean_scale_synthesis(N, M)  # (built before h_a: the seeded initialisation of models without
+        # weights, and so their weights ids, depend on the order)
+        self.latent_codec = HyperpriorLatentCodec(_hyper_analysis(N, M), h_s, N, mean=True, abs_input=False)
 
 
 class VariableRateMeanScale(MeanScaleHyperprior):
@@ -190,5 +191,6 @@ class ContextMeanScale(ImageModel):
     def __init__(self, N=64, M=96, levels=8):
         super().__init__(N, M)
         self.levels = levels
-        inner = ContextLatentCodec(_hyper_analysis(N, M), _mean_scale_synthesis(N, M), N, M)
+        h_s = _mean_scale_synthesis(N, M)
+        inner = ContextLatentCodec(_hyper_analysis(N, M), h_s, N, M)
         self.latent_codec = GainLatentCodec(inner, M, levels)

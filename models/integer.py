@@ -153,9 +153,10 @@ class IntegerNet(nn.Module):
         squares = state[prefix + "square_shifts"].tolist() if prefix + "square_shifts" in state else None
         act_bits = int(state[prefix + "act_bits"].reshape(-1)[0]) if prefix + "act_bits" in state else ACT_BITS
         plan = cls.layer_plan(seq)
-        store = state[prefix + "w0"].dtype if prefix + "w0" in state else torch.int32
-        if store not in (torch.int16, torch.int32):
-            raise ValueError(f"stored integer weights are {store}, not int16 or int32")
+        stores = {state[k].dtype for k in state if k.startswith(prefix + "w") and k[len(prefix) + 1:].isdigit()}
+        if len(stores) > 1 or not stores <= {torch.int16, torch.int32}:
+            raise ValueError(f"stored integer weights must all be int16 or all int32, not {sorted(map(str, stores))}")
+        store = stores.pop() if stores else torch.int32
         if len(shifts) != len(plan) or (squares is not None and len(squares) != len(plan)):
             raise ValueError(f"stored integer network has {len(shifts)} layers, expected {len(plan)}")
         for i, p in enumerate(plan):
@@ -164,6 +165,8 @@ class IntegerNet(nn.Module):
             shape = (m.gamma.shape[0], m.gamma.shape[1], 1, 1) if isinstance(m, GDN) else tuple(m.weight.shape)
             if tuple(w.shape) != shape:
                 raise ValueError(f"stored integer weight {i} has shape {tuple(w.shape)}, expected {shape}")
+            if w.numel() and int(w.abs().max()) > WEIGHT_LIMIT:  # (the 2**53 bound of freeze assumes it)
+                raise ValueError(f"stored integer weight {i} exceeds {WEIGHT_LIMIT}")
             if isinstance(m, GDN) and squares is None:
                 raise ValueError("stored integer network lacks its inverse GDN square shifts")
             layers.append(dict(kind=cls._kind(m), stride=tuple(getattr(m, "stride", (1, 1))),

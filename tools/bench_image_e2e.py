@@ -28,13 +28,15 @@ import torch
 
 
 class _StageTimer:
-    """Accumulates the time spent in ``codec.entropy.encode``/``decode`` while active."""
+    """Accumulates the time spent in ``codec.entropy.encode``/``decode`` while active, and
+    notes which of the wrapped functions ran (``used``)."""
 
     def __init__(self, cuda: bool):
-        self.cuda, self.t = cuda, 0.0
+        self.cuda, self.t, self.used = cuda, 0.0, set()
 
-    def wrap(self, fn):
+    def wrap(self, fn, name: str = "lanes"):
         def timed(*a, **k):
+            self.used.add(name)
             if self.cuda:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
@@ -78,7 +80,8 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
     enc0, dec0 = entropy.encode, entropy.decode
     seq0, seqdec0 = entropy.encode_sequential, sequential.SequentialDecoder.decode
     entropy.encode, entropy.decode = timer.wrap(enc0), timer.wrap(dec0)
-    entropy.encode_sequential, sequential.SequentialDecoder.decode = timer.wrap(seq0), timer.wrap(seqdec0)
+    entropy.encode_sequential = timer.wrap(seq0, "sequential")
+    sequential.SequentialDecoder.decode = timer.wrap(seqdec0, "sequential")
     old_env = os.environ.get(coder.BACKEND_ENV)
     try:
         for name, img in images:
@@ -87,11 +90,14 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
             for dev, choice, model in runs:
                 os.environ[coder.BACKEND_ENV] = choice
                 codec.load_model(model, quality, dev)  # load outside the timing
+                timer.used.clear()
                 t_enc, s_enc, data = _time(lambda: codec.encode(img, model=model, quality=quality, device=dev),
                                            repeat, timer, cuda_any)
                 t_dec, s_dec, _ = _time(lambda: codec.decode(data, device=dev), repeat, timer, cuda_any)
                 used = choice
-                if choice == "auto":
+                if timer.used == {"sequential"}:  # (sequential streams: always the CPU's loop)
+                    used = "sequential" if choice == "numpy" else "sequential (auto)"
+                elif choice == "auto":
                     used = "triton" if coder._gpu_checked.get(str(torch.device(dev))) else "numpy (fallback)"
                 # (streams may differ between devices: the float analysis transform rounds
                 # differently; on one device every coder must write the same bytes)
@@ -113,7 +119,7 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
 
 
 def _print(rows):
-    ref = {(r["image"], r["device"], r["model"]): r for r in rows if r["coder"] == "numpy"}
+    ref = {(r["image"], r["device"], r["model"]): r for r in rows if r["coder"] in ("numpy", "sequential")}
     first = {}
     for r in rows:
         first.setdefault((r["image"], r["device"], r["coder"]), r)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Pack what one GPU training call needs into the git-ignored .data/gpu/ (under 50 MB, so that
+# it can be carried to the device machine, which has no ../shared):
+#
+#   bash tools/gpu/pack.sh ../shared/data
+#
+# train/: Urban100 (half size) and the first 200 BSDS500 training pictures (McMaster stays
+# out: it is the held-out photo set); kodak/: kodim01-03 for the run's validation.
+# A compressai wheel for the device's Python (3.12) goes in .whl/ if one is at hand
+# (compressai builds C++ extensions: the cp311 one of this machine does not load there).
+set -euo pipefail
+SHARED=${1:?usage: bash tools/gpu/pack.sh SHARED_DATA_DIR}
+cd "$(dirname "$0")/../.."
+rm -rf .data/gpu && mkdir -p .data/gpu/train .data/gpu/kodak
+cp "$SHARED"/train-images/urban100/* .data/gpu/train/
+find "$SHARED"/train-images/bsds500/train -type f | sort | head -200 | xargs -I{} cp {} .data/gpu/train/
+cp "$SHARED"/kodak/kodim0[1-3].png .data/gpu/kodak/
+du -sh .data/gpu
