@@ -172,7 +172,7 @@ MODELS: dict[str, ModelSpec] = {
     ]
 }
 #: the best model with shipped weights, per medium (a medium missing here has no codec yet)
-DEFAULT_MODELS = {"image": "mean-scale-vr", "audio": "wavelet-audio", "video": "video-ip"}
+DEFAULT_MODELS = {"image": "context-vr", "audio": "wavelet-audio", "video": "video-ip"}
 
 
 class UnknownModelError(KeyError):

@@ -237,7 +237,7 @@ def test_cross_device_kodak(name, capsys):
     assert worst <= 1 and differing / total < 1e-3
 
 
-def test_end_to_end_benchmark_runs():
+def test_end_to_end_benchmark_runs(capsys):
     from codec.tools.bench_image_e2e import run
 
     rows = run([("p.png", sample(64, 64))], model="factorized", repeat=1)
@@ -250,6 +250,10 @@ def test_end_to_end_benchmark_runs():
     assert [r["model"] for r in rows] == ["factorized", "context-vr"] and rows[1]["coder"] == "sequential"
     assert 0 < rows[1]["encode_entropy_s"] < rows[1]["encode_s"] and 0 < rows[1]["decode_entropy_s"] < rows[1]["decode_s"]
     assert codec.entropy.encode_sequential.__name__ == "encode_sequential"
+    from codec.tools.bench_image_e2e import _print
+
+    _print(rows)  # the second model's row is timed against the first's (same image, device, backend)
+    assert "1.00x / 1.00x" in capsys.readouterr().out.splitlines()[1]
 
 
 def test_registry_specs_agree_with_their_architectures():

@@ -279,6 +279,33 @@ def test_fast_paths_run_on_cpu(images, tmp_path):
     assert not (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "last.pt").exists()
 
 
+def test_frozen_parameters_stay_as_they_were(images, tmp_path):
+    """optim.frozen: a context model trained over fixed transforms (and a prefix naming nothing is an error)."""
+    frozen = ["g_a", "g_s", "latent_codec.inner.h_a", "latent_codec.inner.h_s", "latent_codec.inner.z",
+              "latent_codec.log_gain", "latent_codec.log_inv_gain"]
+    d = tiny_config(images, tmp_path / "run", model={"name": "context-vr", "quality": 4, "arch_kwargs": {"N": 8, "M": 12}},
+                    optim={"frozen": frozen}, data={"val": None}, run={"steps": 3})
+    torch.manual_seed(0)
+    start, _ = build_model("context-vr", {"N": 8, "M": 12})
+    start.latent_codec.init_gains(C.LAMBDAS["mse"], ref=4)
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in start.state_dict().items()}, str(tmp_path / "init.safetensors"))
+    d["model"]["init"] = str(tmp_path / "init.safetensors")
+    res = train(C.from_dict(d), quiet=True)
+    assert res.step == 3
+    after = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    for k, v in start.state_dict().items():
+        same = torch.equal(after[k], v)
+        if any(k == p or k.startswith(p + ".") for p in frozen):
+            assert same, k
+    assert not torch.equal(after["latent_codec.inner.aggregate.0.4.weight"],
+                           start.state_dict()["latent_codec.inner.aggregate.0.4.weight"])
+    d["optim"]["frozen"] = ["g_x"]
+    d["run"]["out"] = str(tmp_path / "run2")
+    with pytest.raises(ValueError, match="optim.frozen: no parameter"):
+        train(C.from_dict(d), quiet=True)
+
+
 # ----------------------------------------------------------------------------- DDP
 def _free_port() -> int:
     with socket.socket() as s:

@@ -105,7 +105,7 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
                     raise RuntimeError(f"{name}: the {used} coder on {dev} wrote other bytes than numpy")
                 streams[name, dev, model] = data
                 rows.append({"image": name, "model": codec.load_model(model, quality, dev).name,
-                             "pixels": h * w, "device": dev, "coder": used, "bytes": len(data),
+                             "pixels": h * w, "device": dev, "backend": choice, "coder": used, "bytes": len(data),
                              "encode_s": t_enc, "encode_entropy_s": s_enc, "decode_s": t_dec,
                              "decode_entropy_s": s_dec})
     finally:
@@ -122,7 +122,7 @@ def _print(rows):
     ref = {(r["image"], r["device"], r["model"]): r for r in rows if r["coder"] in ("numpy", "sequential")}
     first = {}
     for r in rows:
-        first.setdefault((r["image"], r["device"], r["coder"]), r)
+        first.setdefault((r["image"], r["device"], r["backend"]), r)
     several = len({r["model"] for r in rows}) > 1
     print(f"{'image':<14} {'model':<14} {'device':<6} {'coder':<10} {'bytes':>8}  {'encode ms':>10} {'(entropy)':>10} "
           f"{'decode ms':>10} {'(entropy)':>10}  {'entropy speed-up enc/dec':>24}"
@@ -131,7 +131,7 @@ def _print(rows):
         b = ref[(r["image"], r["device"], r["model"])]
         ratio = (f"{b['encode_entropy_s'] / r['encode_entropy_s']:.2f}x / "
                  f"{b['decode_entropy_s'] / r['decode_entropy_s']:.2f}x")
-        f = first[(r["image"], r["device"], r["coder"])]
+        f = first[(r["image"], r["device"], r["backend"])]
         vs = f"{f['encode_s'] / r['encode_s']:.2f}x / {f['decode_s'] / r['decode_s']:.2f}x"
         print(f"{r['image']:<14} {r['model']:<14} {r['device']:<6} {r['coder']:<10} {r['bytes']:>8}  "
               f"{1e3 * r['encode_s']:>10.1f} {1e3 * r['encode_entropy_s']:>10.1f} {1e3 * r['decode_s']:>10.1f} "

@@ -98,7 +98,8 @@ def find_reference(entries: list[Entry], name: str) -> Entry:
 
 
 # --------------------------------------------------------------------------- plots
-MEASURED_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf", "#bcbd22"]
+MEASURED_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf", "#bcbd22",
+                    "#e7298a", "#1b9e77", "#666666", "#e6ab02"]  # (12: a report of 9 codecs wrapped onto WebP)
 ANCHOR_COLOURS = ["#000000", "#7f7f7f", "#e377c2", "#393b79", "#8c6d31", "#637939", "#ad494a", "#7b4173",
                   "#3182bd", "#e6550d"]
 ANCHOR_MARKERS = ["s", "^", "v", "D", "x", "+", "*", "P", "<", ">"]

@@ -84,6 +84,8 @@ class OptimConfig:
     decay_at: list = field(default_factory=lambda: [0.8, 0.95])  # multistep: fractions of run.steps
     gamma: float = 0.1  # multistep: factor at each decay_at
     min_lr_factor: float = 0.01  # cosine: final lr = lr * min_lr_factor
+    frozen: list = field(default_factory=list)  # parameter-name prefixes kept as they are (e.g. "g_a",
+    # "g_s": train only a context model over fixed transforms); each must name some parameter
 
 
 @dataclass
@@ -228,6 +230,8 @@ class Config:
             raise ValueError(f"optim.decay_at: fractions of run.steps in (0, 1], got {o.decay_at}")
         if not 0 < o.gamma <= 1 or not 0 <= o.min_lr_factor <= 1:
             raise ValueError("optim.gamma must be in (0, 1] and optim.min_lr_factor in [0, 1]")
+        if not all(isinstance(p, str) and p for p in o.frozen):
+            raise ValueError(f"optim.frozen: a list of parameter-name prefixes, got {o.frozen!r}")
         _positive("run.steps", r.steps)
         for k in ("log_every", "val_every", "ckpt_every"):
             _positive(f"run.{k}", getattr(r, k))

@@ -144,6 +144,22 @@ class Task:
 
 
 
+def freeze_parameters(model: nn.Module, prefixes) -> int:
+    """Stop training the parameters named ``PREFIX`` or ``PREFIX.*`` for one of ``prefixes``
+    (``optim.frozen``); returns how many were frozen.  A prefix that names no parameter is an error."""
+    def match(name, pre):
+        return name == pre or name.startswith(pre + ".")
+
+    named = list(model.named_parameters())
+    for pre in prefixes:
+        if not any(match(n, pre) for n, _ in named):
+            raise ValueError(f"optim.frozen: no parameter of the model is named '{pre}' or '{pre}.*'")
+    frozen = [p for n, p in named if any(match(n, pre) for pre in prefixes)]
+    for p in frozen:
+        p.requires_grad_(False)
+    return len(frozen)
+
+
 def split_parameters(model: nn.Module):
     """(main parameters, quantile parameters of the factorized densities)."""
     main, aux = [], []
@@ -194,10 +210,12 @@ class RegistryModelTask(Task):
                              f"the config asks for '{self.cfg.model.name}' {self.arch_kwargs}")
 
     def param_groups(self) -> list:
+        freeze_parameters(self.model, self.optim.frozen)
         main, aux = split_parameters(self.model)
         o = self.optim
-        return [ParamGroup("main", main, o.lr, o.weight_decay, clip_norm=o.clip_norm),
-                ParamGroup("aux", aux, o.aux_lr, scheduled=False)]
+        groups = [ParamGroup("main", main, o.lr, o.weight_decay, clip_norm=o.clip_norm),
+                  ParamGroup("aux", aux, o.aux_lr, scheduled=False)]
+        return [g for g in groups if g.params]  # (optim.frozen may leave the quantiles none)
 
 
 def task_for(cfg) -> Task:
