@@ -248,12 +248,8 @@ def _encode(args) -> int:
         item = med.read(src, limit=args.max_pixels)
         extra, bar = {}, None
         if fitted:
-            bar = _frame_bar(args, m.iterations(args.effort), f"fit {os.path.basename(src)}", "it")
-
-            def progress(step, total, bpp, psnr):
-                bar.update(step - bar.n)
-                bar.set_postfix_str(f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB", refresh=False)
-
+            bar, progress = _fit_bar(args, m, f"fit {os.path.basename(src)}", "it",
+                                     lambda bpp, psnr: f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB")
             extra = dict(effort=args.effort, progress=progress)
         try:
             with warnings.catch_warnings():
@@ -295,6 +291,21 @@ def _encode_audio(args, m, q, src, dst) -> str:
             f"({m.name} q{r['quality']:g}{target})")
 
 
+def _fit_bar(args, m, what, unit, postfix):
+    """A bar for the fit of a model that fits itself to each item, and the callback that moves it:
+    ``callback(step, total, *figures)``, ``postfix(*figures)`` the bar's text; a step below the
+    bar's position starts it again (the next group of frames)."""
+    bar = _frame_bar(args, m.iterations(args.effort), what, unit)
+
+    def progress(step, total, *figures):
+        if step < bar.n:
+            bar.reset(total)
+        bar.update(step - bar.n)
+        bar.set_postfix_str(postfix(*figures), refresh=False)
+
+    return bar, progress
+
+
 def _frame_bar(args, total, what, unit="frame"):
     from tqdm import tqdm
 
@@ -331,14 +342,7 @@ def _encode_video(args, m, q, src, dst) -> str:
 
     fit = {}
     if _spec(m.name).fitted:  # a bar for the fit of each group of frames
-        fbar = _frame_bar(args, m.iterations(args.effort), "fit group", "epoch")
-
-        def fit_progress(epoch, total, psnr):
-            if epoch < fbar.n:
-                fbar.reset(total)
-            fbar.update(epoch - fbar.n)
-            fbar.set_postfix_str(f"{psnr:.2f} dB (float fit)", refresh=False)
-
+        fbar, fit_progress = _fit_bar(args, m, "fit group", "epoch", lambda psnr: f"{psnr:.2f} dB (float fit)")
         fit = dict(effort=args.effort, fit_progress=fit_progress)
     try:
         with warnings.catch_warnings():

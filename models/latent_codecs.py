@@ -92,6 +92,7 @@ class HyperpriorLatentCodec(nn.Module):
     """``y`` given a hyper-latent: scale hyperprior (``mean=False``) or mean-scale (``mean=True``)."""
 
     kinds = ("hyper-latent", "latent")
+    int_store = torch.int32  # the dtype its integer networks' weights are stored in (IntegerNet.freeze)
 
     def __init__(self, h_a: nn.Module, h_s: nn.Sequential, z_channels: int, mean: bool,
                  abs_input: bool = False, scale_table=None):
@@ -130,7 +131,7 @@ class HyperpriorLatentCodec(nn.Module):
     def freeze(self):
         self.z.freeze()
         self.tables = entropy.gaussian_tables(self._scales)
-        self.h_s_int = IntegerNet.freeze(self.h_s)
+        self.h_s_int = IntegerNet.freeze(self.h_s, store=self.int_store)
 
     def frozen_state(self, prefix):
         if self.tables is None or self.h_s_int is None:
@@ -148,18 +149,26 @@ class HyperpriorLatentCodec(nn.Module):
         self.h_s_int = IntegerNet.from_state(self.h_s, state, prefix + "h_s_int.")
 
     # -- the exact index path -------------------------------------------------------------
-    def index_path(self, z_sym: torch.Tensor):
-        """Decoded hyper-latent (integers) -> (int32 scale levels, exact float64 means or None)."""
+    def hyper_int(self, z_sym: torch.Tensor) -> torch.Tensor:
+        """Decoded hyper-latent (integers) -> the integer hyper-synthesis output (units of 2**-ACT_BITS)."""
         if self.h_s_int is None:
             raise NotFrozenError("call freeze() (or load frozen weights) before coding")
-        out = self.h_s_int(z_sym)
+        return self.h_s_int(z_sym)
+
+    def levels_of(self, s_int: torch.Tensor) -> torch.Tensor:
+        """Integer scales (units of 2**-ACT_BITS) -> scale levels (rows of the Gaussian tables), by
+        integer comparison with the thresholds."""
+        return torch.bucketize(s_int.contiguous(), self.thresholds.to(s_int.device), right=False)
+
+    def index_path(self, z_sym: torch.Tensor):
+        """Decoded hyper-latent (integers) -> (int32 scale levels, exact float64 means or None)."""
+        out = self.hyper_int(z_sym)
         if self.mean:
             s_int, m_int = out.chunk(2, 1)
             means = m_int / float(1 << ACT_BITS)  # exact: an integer times a power of two
         else:
             s_int, means = out, None
-        levels = torch.bucketize(s_int.contiguous(), self.thresholds.to(s_int.device), right=False).to(torch.int32)
-        return levels, means
+        return self.levels_of(s_int).to(torch.int32), means
 
     def compress(self, y):
         z = self.h_a(torch.abs(y) if self.abs_input else y)

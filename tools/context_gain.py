@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codec.entropy import CodecError
 from codec.media import image
 from codec.media.image_metrics import psnr_rgb
 from codec.models import registry
 from codec.models.context import ContextLatentCodec
 from codec.tools.bdrate import bd_rate
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
-
+from codec.tools.registry import get_media
 
 def without_context(model):
     """A copy of ``model`` whose context corrections are zero (then frozen again)."""
@@ -67,13 +66,6 @@ def measure(model, pictures, qualities) -> list[dict]:
     return rows
 
 
-def _files(paths) -> list[Path]:
-    out = []
-    for p in map(Path, paths):
-        out += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
-    return out
-
-
 def main(argv=None) -> int:
     from codec import api
 
@@ -88,10 +80,11 @@ def main(argv=None) -> int:
         m = api.load_model(args.model, None, device="cpu")
         spec = registry.get_spec(m.name)
         qualities = [spec.check_quality(v) for v in args.qualities.split(",")]
-        files = _files(args.images)[: args.limit]
+        medium = get_media("image")
+        files = [f for p in args.images for f in medium.list_items(Path(p))][: args.limit]
         pictures = [image.read(f) for f in files]
         rows = measure(m, pictures, qualities)
-    except (ValueError, OSError) as exc:
+    except (CodecError, ValueError, OSError) as exc:
         print(f"codec: error: {exc}", file=sys.stderr)
         return 2
     print(f"{m.name}{'' if m.trained else ' [UNTRAINED]'}, {len(pictures)} pictures: the same transforms "
