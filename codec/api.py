@@ -136,13 +136,12 @@ def check_fits(name: str, info) -> None:
                          "(mix it down first, e.g. ffmpeg -ac 2)")
 
 
-def check_effort(model: str | None, effort) -> None:
-    """Refuse an effort for a model that does not fit itself to each item, or an unknown effort."""
-    spec = _spec(model) if model is not None else None
-    if spec is None or not spec.fitted:
-        raise InputError("effort= (--effort) is for the INR models, which fit themselves to each item "
-                         f"(e.g. --model inr-image); {'the default model' if model is None else repr(model)} "
-                         "was trained once")
+def check_effort(model: str | None, effort, medium: str = "image") -> None:
+    """Refuse an effort for a model (default: ``medium``'s) whose encoder takes none, or an unknown effort."""
+    spec = _spec(resolve(model, None, medium)[0] if model is None else model)
+    if not spec.effort:
+        raise InputError("effort= (--effort) is for the image models and the INR models (encoders that "
+                         f"optimise while they encode); model '{spec.name}' takes none")
     if effort is not None:
         try:
             spec.arch_class().iterations(effort)
@@ -170,9 +169,11 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
     ``[T, 3, H, W]``, a list or an iterator of ``[H, W, 3]`` frames) with their ``fps``;
     frames are coded as they come (an iterator streams); ``gop``: a key frame every this
     many frames (default 32); ``max_pixels`` bounds the frame size.
-    Models that fit themselves to each item (``inr-image``): ``effort`` (``"fast"``,
-    ``"medium"``, ``"slow"``, ``"placebo"`` or a number of iterations) sets the fitting time,
-    ``progress(step, total, bpp, psnr)`` follows it."""
+    Models whose encoder optimises as it encodes: ``effort`` (``"fast"``, ``"medium"``,
+    ``"slow"``, ``"placebo"`` or a number of iterations) sets how long, ``progress(step,
+    total, bpp, psnr)`` follows it: the INR models (``inr-image``, ``inr-video``) fit
+    themselves to each item (default ``"medium"``); the image transform codecs refine the
+    latent they code (:meth:`codec.models.image.ImageModel.refine`; default ``"medium"``, 20 iterations; ``"fast"``: none)."""
     from codec.media.audio import Audio
     from codec.media.video import Video
 
@@ -188,7 +189,7 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
     if bitrate is not None and med.NAME != "audio":
         raise InputError(f"bitrate= is for audio ({med.NAME} takes a quality)")
     if effort is not None or progress is not None:
-        check_effort(model, effort)
+        check_effort(model, effort, med.NAME)
     if med.NAME == "video":
         if sample_rate is not None or max_samples is not None:
             raise InputError("sample_rate= and max_samples= are for audio")
@@ -216,7 +217,7 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
                 q, _ = ac.pick_quality(m, spec, segs, ac.parse_bitrate(bitrate), item.duration,
                                        _overhead(m, spec, item.info, n_model))
             payload = ac.stream_payload(m, blocks, item.sample_rate, item.channels, q)
-        elif getattr(m, "fitted", False):
+        elif spec.effort:
             payload = m.compress(med.model_input(item, dev), q, effort=effort, progress=progress)
         else:
             payload = m.compress(med.model_input(item, dev), q)

@@ -36,10 +36,11 @@ def register(sub) -> None:
     p.add_argument("--gop", type=int, default=None, metavar="N",
                    help="video: a key frame (random-access point) every N frames (default 32; 1: every frame)")
     p.add_argument("--effort", default=None, metavar="E",
-                   help="INR models (--model inr-image, inr-video), which fit a network to each picture or "
-                        "group of frames: fast, medium (default), slow, placebo, or a number of fitting "
-                        "iterations; more effort, fewer bits at the same quality (inr-image at medium: about a "
-                        "minute for 256x256 pixels on one CPU core)")
+                   help="how long the encoder optimises: fast, medium (default), slow, placebo, or a number of "
+                        "iterations; more effort, fewer bits at the same quality. Image models refine the latent "
+                        "they code (fast: 0, medium: 20, slow: 50, placebo: 200 iterations; decoding is "
+                        "unchanged); INR models (--model inr-image, inr-video) fit a network to each picture or "
+                        "group of frames (inr-image at medium: about a minute for 256x256 pixels on one CPU core)")
     p.add_argument("--size", default=None, metavar="WxH", help="raw .yuv input: the frame size, e.g. 352x288")
     p.add_argument("--fps", default=None, metavar="F", help="raw .yuv input: the frame rate, e.g. 25 or 30000/1001")
     p.add_argument("--pix-fmt", default=None, metavar="FMT",
@@ -209,12 +210,13 @@ def _encode(args) -> int:
         check_output(dst, args.force)
     from codec.api import _spec, resolve
 
-    resolve(args.model, args.quality, med.NAME)  # a medium with no codec, a bad quality: before any reading
-    fitted = args.model is not None and _spec(args.model).fitted
-    if args.effort is not None or fitted:
+    name = resolve(args.model, args.quality, med.NAME)[0]  # a medium with no codec, a bad quality: before any reading
+    spec = _spec(name)
+    fitted = spec.fitted
+    if args.effort is not None:
         from codec.api import check_effort
 
-        check_effort(args.model, args.effort)
+        check_effort(name, args.effort)
     if args.bitrate is not None:
         if med.NAME != "audio":
             raise InputError(f"--bitrate is for audio; {med.NAME} takes --quality")
@@ -239,6 +241,8 @@ def _encode(args) -> int:
 
         check_fits(resolve(args.model, args.quality, med.NAME)[0], info)
     m, q = _load_model(args.model, args.quality, args.device, med.NAME)
+    # the encoder optimises as it encodes (an INR's fit; an image model's latent refinement): a bar
+    optimising = spec.effort and m.iterations(args.effort) > 0
     if med.NAME == "audio":
         return _run_many(pairs, lambda src, dst: _encode_audio(args, m, q, src, dst), args.quiet, "encode")
     if med.NAME == "video":
@@ -247,10 +251,12 @@ def _encode(args) -> int:
     def one(src, dst):
         item = med.read(src, limit=args.max_pixels)
         extra, bar = {}, None
-        if fitted:
-            bar, progress = _fit_bar(args, m, f"fit {os.path.basename(src)}", "it",
+        if spec.effort:
+            extra = dict(effort=args.effort)
+        if optimising:
+            bar, progress = _fit_bar(args, m, f"{'fit' if fitted else 'refine'} {os.path.basename(src)}", "it",
                                      lambda bpp, psnr: f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB")
-            extra = dict(effort=args.effort, progress=progress)
+            extra["progress"] = progress
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", codec.UntrainedModelWarning)
@@ -260,7 +266,8 @@ def _encode(args) -> int:
             if bar is not None:
                 bar.close()
         atomic_write(dst, data, args.force)
-        how = f", effort {args.effort or 'medium'}, {m.last_fit['seconds']:.1f} s fitting" if fitted else ""
+        how = (f", effort {args.effort or m.default_effort}, {m.last_fit['seconds']:.1f} s "
+               f"{'fitting' if fitted else 'refining'}") if optimising else ""
         return (f"{src} -> {dst}: {len(data)} bytes, {med.rate(len(data), item.info):.4f} {med.RATE_UNIT} "
                 f"({m.name} q{q:g}{how})")
 

@@ -155,7 +155,8 @@ class ContextLatentCodec(HyperpriorLatentCodec):
         # the synthesis is trained on noisy latents, as the transforms it starts from were (a
         # straight-through rounded input at lr 1e-4 lost 0.1-0.3 dB on the validation pictures
         # in 6 000 steps); the context networks see the rounded values the decoder will have
-        return {"y_hat": torch.cat(outs, 1),
+        # ("y_rounded": the decoder's values, straight-through, for the encoder's latent refinement)
+        return {"y_hat": torch.cat(outs, 1), "y_rounded": torch.cat(decoded, 1),
                 "likelihoods": {"y": torch.cat(liks, 1), "z": zo["likelihoods"]["y"]}}
 
     # -- coding state -----------------------------------------------------------------------

@@ -8,7 +8,10 @@ its payload header.
 """
 from __future__ import annotations
 
+import functools
+import json
 import struct
+import time
 
 import torch
 import torch.nn as nn
@@ -20,6 +23,12 @@ from codec.models.integer import exact_mode
 from codec.models.latent_codecs import (FactorizedLatentCodec, GainLatentCodec, HyperpriorLatentCodec,
                                          LatentCodecModel)
 from codec.models.payload import Payload, PayloadError, Section
+from codec.models.rd import effort_iterations, lam_of
+
+#: effort presets: iterations of the encoder's latent refinement (:meth:`ImageModel.refine`)
+REFINE_EFFORTS = {"fast": 0, "medium": 20, "slow": 50, "placebo": 200}
+DEFAULT_REFINE_EFFORT = "medium"
+REFINE_LR = 0.05  # Adam's step on the latent at the first iteration, falling linearly to 0
 
 
 def _analysis(N, M):
@@ -50,6 +59,10 @@ class ImageModel(LatentCodecModel):
     variable_rate = False
     quality = None  # a fixed-rate model's level, set by the registry
     _HEADER = struct.Struct("<II")  # latent grid: rows, columns
+    #: the encoder's effort: iterations of latent refinement (a preset name or a number)
+    iterations = staticmethod(functools.partial(effort_iterations, presets=REFINE_EFFORTS,
+                                                default=DEFAULT_REFINE_EFFORT, least=0))
+    default_effort = DEFAULT_REFINE_EFFORT
 
     def __init__(self, N: int, M: int):
         super().__init__()
@@ -96,16 +109,71 @@ class ImageModel(LatentCodecModel):
         return h, w
 
     @torch.no_grad()
-    def compress(self, x, quality=None) -> Payload:
-        """``x``: ``[1, 3, H, W]`` in [0, 1], any ``H``, ``W`` -> :class:`Payload`."""
+    def compress(self, x, quality=None, effort=None, progress=None) -> Payload:
+        """``x``: ``[1, 3, H, W]`` in [0, 1], any ``H``, ``W`` -> :class:`Payload`.  ``effort``:
+        iterations of latent refinement (:meth:`refine`; a name of :data:`REFINE_EFFORTS`, default
+        none), ``progress(step, total, bpp, psnr)`` follows them."""
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"compress takes one picture [1, 3, H, W], got {tuple(x.shape)}")
+        iters = self.iterations(effort)
         H, W = x.shape[-2:]
-        x = self.pad(x)
+        t0 = time.perf_counter()
         with exact_mode():
-            y = self.g_a(x)
+            y = self.refine(x, quality, iters, progress) if iters else self.g_a(self.pad(x))
             streams, _ = self.latent_codec.compress(y, *self._q(quality))
+        self.last_fit = {"iterations": iters, "seconds": time.perf_counter() - t0}
         return Payload([Section(k, s) for k, s in zip(self.section_kinds, streams)], self.header_for(H, W))
+
+    def rd_lambda(self, quality) -> float:
+        """The lambda of ``quality`` (bits/pixel + lambda * 255**2 * MSE): the weights' own (their
+        ``loss`` metadata), else the image models' :data:`~codec.models.rd.LAMBDAS`."""
+        loss = json.loads((getattr(self, "metadata", None) or {}).get("loss", "{}") or "{}")
+        if loss.get("metric", "mse") != "mse":
+            raise ValueError(f"latent refinement minimises MSE; these weights were trained for {loss['metric']}")
+        if self.variable_rate:
+            self._q(quality)
+            return lam_of(quality, tuple(loss["lambdas"])) if loss.get("lambdas") else lam_of(quality)
+        if loss.get("lmbda"):
+            return float(loss["lmbda"])
+        if self.quality is None:
+            raise ValueError("latent refinement needs the lambda of this fixed-rate model: weights with loss "
+                             "metadata or a quality (effort='fast' codes without refinement)")
+        return lam_of(self.quality)
+
+    def refine(self, x, quality, iterations: int, progress=None):
+        """The latent to code for picture ``x`` (``[1, 3, H, W]``): ``g_a``'s output, then
+        ``iterations`` steps of Adam on it alone against the training loss, bits + lambda *
+        255**2 * MSE of the picture, through the model's own training path (uniform noise for
+        the quantisation, the weights fixed): the encoder's share of the amortisation gap
+        (Campos et al. 2019, "Content adaptive optimization for neural image compression";
+        Yang et al. 2020).  The decoder is untouched: any latent is a valid one, and the
+        stream of the refined latent decodes on every device as any other does.  Seeded, so
+        that an encode on one device is repeatable.  ``progress(step, total, bpp, psnr)``
+        after each step (the training path's estimates)."""
+        H, W = x.shape[-2:]
+        lam = self.rd_lambda(quality)
+        xp = self.pad(x)
+        y = self.g_a(xp).detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([y], lr=REFINE_LR)
+        training = self.training
+        devices = [y.device] if y.device.type == "cuda" else []
+        try:
+            self.train()  # (noisy quantisation: the rate has a gradient in the latent)
+            with torch.enable_grad(), torch.random.fork_rng(devices=devices):
+                torch.manual_seed(0)
+                for it in range(iterations):
+                    opt.param_groups[0]["lr"] = REFINE_LR * (1 - it / iterations)
+                    out = self.latent_codec(y, *self._q(quality))
+                    mse = torch.mean((self.g_s(out["y_hat"])[..., :H, :W] - x) ** 2)
+                    bpp = sum((-torch.log2(v)).sum() for v in out["likelihoods"].values()) / (H * W)
+                    (y.grad,) = torch.autograd.grad(bpp + lam * 255 ** 2 * mse, [y])
+                    opt.step()
+                    if progress is not None:
+                        progress(it + 1, iterations, float(bpp.detach()),
+                                 float(-10 * torch.log10(mse.detach().clamp_min(1e-10))))
+        finally:
+            self.train(training)
+        return y.detach()
 
     @torch.no_grad()
     def decompress(self, payload: Payload, quality=None, device="cpu"):

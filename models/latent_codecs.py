@@ -259,8 +259,11 @@ class GainLatentCodec(nn.Module):
 
     def forward(self, y, quality):
         g, gi = self.gains(quality, y.shape[0], y.device)
-        out = self.inner(y * g)
-        return {"y_hat": out["y_hat"] * gi, "likelihoods": out["likelihoods"]}
+        out = dict(self.inner(y * g))
+        for k in ("y_hat", "y_rounded"):
+            if k in out:
+                out[k] = out[k] * gi
+        return out
 
     def aux_loss(self):
         return self.inner.aux_loss()

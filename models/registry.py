@@ -100,6 +100,12 @@ class ModelSpec:
     def variable_rate(self) -> bool:
         return self.quality.continuous
 
+    @property
+    def effort(self) -> bool:
+        """Whether its encoder takes an effort (``--effort``): the iterations of an INR's fit, or
+        of an image transform codec's latent refinement (its class has ``iterations(effort)``)."""
+        return self.fitted or callable(getattr(self.arch_class(), "iterations", None))
+
     def label(self, quality=None) -> str:
         """``model 'NAME'``, with `` quality Q`` when the quality picks the weights (for messages)."""
         key = self.quality.weights_key(quality) if quality is not None else None

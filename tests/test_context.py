@@ -56,7 +56,7 @@ def test_roundtrip_is_exact_and_the_context_is_causal(quality):
     gets the encoder's latents back exactly: no pass used a value decoded after it."""
     m = tiny()
     x = picture()
-    p = m.compress(x, quality)
+    p = m.compress(x, quality, effort="fast")
     assert p.kinds() == ("latent",)
     y_hat = m.latent_codec.compress(m.g_a(x), quality)[1]
     y_dec = m.latent_codec.decompress([p.sections[0].data], (1, 12, 4, 8), quality)
@@ -68,7 +68,7 @@ def test_the_context_changes_the_tables_and_the_decoder_needs_it():
     """The context networks shape the coded bits: another model's context cannot decode the stream."""
     on, off = tiny(seed=1), tiny(seed=1, context=False)
     x = picture(seed=2)
-    p_on, p_off = on.compress(x, 4.0), off.compress(x, 4.0)
+    p_on, p_off = on.compress(x, 4.0, effort="fast"), off.compress(x, 4.0, effort="fast")
     assert p_on.sections[0].data != p_off.sections[0].data
     want = on.latent_codec.decompress([p_on.sections[0].data], (1, 12, 4, 8), 4.0)
     try:
@@ -85,7 +85,7 @@ def test_float_forward_estimates_the_bytes():
     with torch.no_grad():
         lik = m(x, 6.0)["likelihoods"]
     est = float(sum(-torch.log2(v).sum() for v in lik.values())) / 8
-    real = m.compress(x, 6.0).nbytes
+    real = m.compress(x, 6.0, effort="fast").nbytes
     assert abs(real - est) < 0.1 * est + 40, (real, est)
 
 
@@ -101,7 +101,7 @@ def test_started_from_mean_scale_weights_it_is_that_model_in_fewer_bytes():
     ctx.freeze()
     x = picture(128, 192, seed=5)
     for q in (1.0, 5.0):
-        a, b = ctx.compress(x, q), ref.compress(x, q)
+        a, b = ctx.compress(x, q, effort="fast"), ref.compress(x, q, effort="fast")
         assert torch.equal(ctx.decompress(a, q), ref.decompress(b, q))
         assert a.nbytes < b.nbytes - 150, (a.nbytes, b.nbytes)
 
@@ -162,8 +162,8 @@ def test_tools_measure_exactness_cost_and_context_gain():
     assert all(float(a[-1].weight.abs().sum()) == 0 for a in plain.latent_codec.inner.aggregate)
     assert float(m.latent_codec.inner.aggregate[0][-1].weight.abs().sum()) > 0  # the original is untouched
     for r in rows:
-        assert r["with"]["bytes"] == m.compress(pic.tensor("cpu"), r["quality"]).nbytes
-        assert r["without"]["bytes"] == plain.compress(pic.tensor("cpu"), r["quality"]).nbytes
+        assert r["with"]["bytes"] == m.compress(pic.tensor("cpu"), r["quality"], effort="fast").nbytes
+        assert r["without"]["bytes"] == plain.compress(pic.tensor("cpu"), r["quality"], effort="fast").nbytes
         assert r["with"]["bytes"] != r["without"]["bytes"]
     with pytest.raises(ValueError, match="no context model"):
         context_gain.measure(registry.load_model("factorized"), [pic], [1.0])

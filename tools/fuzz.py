@@ -338,7 +338,8 @@ def build_corpus(targets, models, pictures: int = len(PICTURES)) -> dict:
                     streams.append((name, q, codec.encode(Audio(np.clip(x, -1, 1).astype(np.float32), rate),
                                                           model=name, quality=q, device="cpu")))
             continue
-        fitted = {"effort": 20} if spec.fitted else {}  # an INR: a short fit
+        # an INR: a short fit; an image model: no latent refinement (a refined latent is coded as any other)
+        fitted = {"effort": 20} if spec.fitted else {"effort": "fast"} if spec.effort else {}
         for q in (2.5, 6.0) if spec.variable_rate else (2, spec.quality.default):
             for k, (h, w, colour) in enumerate(PICTURES[:pictures]):
                 yy, xx = np.mgrid[0:h, 0:w]

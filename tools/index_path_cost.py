@@ -37,7 +37,7 @@ def measure(model, pic: image.Picture, quality=None) -> dict:
     info = pic.info
     x = pic.tensor("cpu")
     # the integer path: the model's own bitstream, decoded as codec decode does
-    payload = model.compress(x, quality)
+    payload = model.compress(x, quality, effort="fast")  # (the latent g_a gives, as the float path codes)
     rec_int = image.model_output(model.decompress(payload, quality), info).rgb
     sections = {s.kind: s.data for s in payload.sections}
     # float path, same z; the padding the model applies itself in compress

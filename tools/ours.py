@@ -7,9 +7,10 @@ codes the images of a folder (decoded to 8-bit RGB, ``output="numpy"``), an audi
 audio files (:class:`codec.media.audio.Audio` in, an ``Audio`` at the item's rate and
 length out), a video model its clips (the item's RGB frames in, a :class:`codec.media.video.Video`
 out; ``--gop N`` sets its key-frame interval, default 32, and a run at another interval
-is the codec ``ours-MODEL-gopN``).  A model that fits itself to each item (``inr-image``) is
-run at its default effort, or at ``--effort E`` (the codec ``ours-MODEL-effort-E``); the effort
-is recorded in the results, and every item's encoding time (the fit) with it.  A model the registry does not know (a stand-in behind a patched API) is taken
+is the codec ``ours-MODEL-gopN``).  A model whose encoder takes an effort (an INR's fit, an
+image model's latent refinement) is run at its default effort, or at ``--effort E`` (the
+codec ``ours-MODEL-effort-E``); the effort is recorded in the results, and every item's
+encoding time with it.  A model the registry does not know (a stand-in behind a patched API) is taken
 as an image model, as before audio existed.
 
 Default qualities (when ``--codec ours:MODEL`` gives none): the whole numbers of the model's
@@ -127,7 +128,7 @@ class Ours(Codec):
 
             self.gop = DEFAULT_GOP
         spec = _spec(model)
-        if spec is not None and spec.fitted:
+        if spec is not None and spec.effort:
             self.effort = None  # the model's default effort
         self.device = os.environ.get("CODEC_EVAL_DEVICE") or None
         self.probe = ""
@@ -162,8 +163,8 @@ class Ours(Codec):
 
     @property
     def effort(self):
-        """A model that fits itself to each item (an INR): its effort, None for its default (a
-        trained model has none: AttributeError)."""
+        """A model whose encoder takes an effort (an INR, an image model): its effort, None for
+        its default (a model that takes none: AttributeError)."""
         if "_effort" not in self.__dict__:
             raise AttributeError("effort")
         return self._effort
@@ -194,7 +195,7 @@ class Ours(Codec):
 
         probe = _probe(self.media)
         extra = self._extra()
-        if "effort" in extra:  # a fitted model: a 5-iteration fit identifies its code and tables
+        if "effort" in extra:  # a 5-iteration fit (or refinement) identifies the code and the weights
             extra["effort"] = 5
         h = hashlib.sha1()
         for q in qualities:
@@ -231,7 +232,8 @@ class Ours(Codec):
         if self.media == "image":
             out["chroma"] = "RGB (model input)"
             if "_effort" in self.__dict__:
-                out["effort"] = f"{self.effort or 'default'}: {self.iterations} fitting iterations per item"
+                what = "fitting" if _spec(self.model).fitted else "latent refinement"
+                out["effort"] = f"{self.effort or 'default'}: {self.iterations} {what} iterations per item"
         elif self.media == "video":
             out["medium"] = self.media
             out["chroma"] = "RGB model input: the source's YUV 4:2:0 planes converted by codec.media.video"

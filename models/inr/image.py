@@ -21,6 +21,7 @@ pixels; the encoder measures its result with the same code.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 
@@ -34,39 +35,13 @@ from codec.models.inr.arch import (Dims, grid_sizes, layers, macs_per_pixel, max
                                    parse_header)
 from codec.models.inr.fit import fit
 from codec.models.payload import Payload, PayloadError, Section
+from codec.models.rd import effort_iterations, lam_of
 
-#: lambdas of qualities 1..8 (bits/pixel + lambda * 255**2 * MSE), those of the image models
-LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)
 #: effort presets: fitting iterations
 EFFORTS = {"fast": 300, "medium": 1000, "slow": 4000, "placebo": 20000}
 DEFAULT_EFFORT = "medium"
 SHIFTS = range(5, 14)  # the weight steps 2**-s the encoder tries, per network
 PARAM_LOG2 = tuple(r / 2 for r in range(19))  # parameter rows: Laplace diversities 2**(r / 2), 1 .. 512
-
-
-def effort_iterations(effort, presets=None) -> int:
-    """Iterations of an effort: a preset name (of ``presets``, default :data:`EFFORTS`) or a whole number."""
-    presets = EFFORTS if presets is None else presets
-    if effort is None:
-        effort = DEFAULT_EFFORT
-    if isinstance(effort, str) and effort in presets:
-        return presets[effort]
-    try:
-        n = int(effort)
-    except (TypeError, ValueError):
-        n = None
-    if n is None or isinstance(effort, bool) or str(n) != str(effort).strip() or not 1 <= n <= 10 ** 6:
-        raise ValueError(f"effort must be one of {', '.join(presets)} or a number of iterations "
-                         f"(1..1000000), not {effort!r}")
-    return n
-
-
-def lam_of(quality: float) -> float:
-    q = min(max(float(quality), 1.0), float(len(LAMBDAS)))
-    i = min(int(math.floor(q)), len(LAMBDAS) - 1)
-    t = q - i
-    lo, hi = math.log(LAMBDAS[i - 1]), math.log(LAMBDAS[min(i, len(LAMBDAS) - 1)])
-    return math.exp(lo + (hi - lo) * t)
 
 
 def _f64(a, device="cpu"):
@@ -82,7 +57,8 @@ class InrImageModel(nn.Module):
     fitted = True  # encoding fits the model to the item; no trained weights are involved
     section_kinds = ("network", "latent")
 
-    iterations = staticmethod(effort_iterations)
+    iterations = staticmethod(functools.partial(effort_iterations, presets=EFFORTS, default=DEFAULT_EFFORT))
+    default_effort = DEFAULT_EFFORT
 
     def __init__(self, **dims):
         super().__init__()
@@ -194,7 +170,7 @@ class InrImageModel(nn.Module):
             raise ValueError(f"compress takes one picture [1, 3, H, W], got {tuple(x.shape)}")
         if quality is None:
             raise ValueError("a variable-rate model needs a quality")
-        iters = effort_iterations(effort)
+        iters = self.iterations(effort)
         H, W = x.shape[-2:]
         d = replace(self.dims, levels=min(self.dims.levels, max_levels(H, W)))  # a tiny picture: fewer levels
         lam = lam_of(quality)

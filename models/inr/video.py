@@ -27,6 +27,7 @@ decodes the same pixels.  Model header ``<IIBBB>`` + ``K`` bytes: width, height,
 """
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import time
@@ -39,7 +40,8 @@ import torch.nn.functional as F
 
 from codec import entropy
 from codec.models.inr import exact
-from codec.models.inr.image import PARAM_LOG2, SHIFTS, effort_iterations, lam_of
+from codec.models.inr.image import PARAM_LOG2, SHIFTS
+from codec.models.rd import effort_iterations, lam_of
 from codec.models.payload import FLAG_KEY, PayloadError, Section
 
 HEADER = struct.Struct("<IIBBB")
@@ -97,7 +99,8 @@ class InrVideoModel(nn.Module):
     variable_rate = True
     fitted = True
     max_frames = 1 << 24
-    iterations = staticmethod(lambda effort: effort_iterations(effort, VIDEO_EFFORTS))  # per group
+    iterations = staticmethod(functools.partial(effort_iterations, presets=VIDEO_EFFORTS))  # per group
+    default_effort = "medium"
 
     def __init__(self, embed=4, blocks=(24, 16, 12)):
         super().__init__()

@@ -251,7 +251,7 @@ def _validate_at(m, images, cfg, device, rank, world, quality, lmbda) -> dict:
         H, W = ref.shape[:2]
         pic = Picture(ref)
         x = pic.tensor(device)
-        payload = m.compress(x, quality)
+        payload = m.compress(x, quality, effort="fast")  # (the trained networks, no latent refinement)
         rec = to_8bit(m.decompress(payload, quality, device=device)[0, :, :H, :W])
         lik = m(m.pad(x), quality)["likelihoods"]
         bits = float(sum(torch.log2(v).sum() for v in lik.values()))
