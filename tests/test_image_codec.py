@@ -246,8 +246,9 @@ def test_end_to_end_benchmark_runs(capsys):
     assert 0 < cpu[0]["encode_entropy_s"] < cpu[0]["encode_s"] and 0 < cpu[0]["decode_entropy_s"] < cpu[0]["decode_s"]
     assert codec.entropy.encode.__name__ == "encode"  # the timers are removed again
     # several models: the sequential streams of the context model count as its entropy stage
-    rows = run([("p.png", sample(64, 64))], model=["factorized", "context-vr"], repeat=1)
-    assert [r["model"] for r in rows] == ["factorized", "context-vr"] and rows[1]["coder"] == "sequential"
+    rows = run([("p.png", sample(64, 64))], model=["factorized@fast", "context-vr", "context-vr@fast"], repeat=1)
+    assert [r["model"] for r in rows] == ["factorized@fast", "context-vr", "context-vr@fast"]
+    assert rows[1]["coder"] == "sequential" and rows[1]["bytes"] != rows[2]["bytes"]  # (refined by default)
     assert 0 < rows[1]["encode_entropy_s"] < rows[1]["encode_s"] and 0 < rows[1]["decode_entropy_s"] < rows[1]["decode_s"]
     assert codec.entropy.encode_sequential.__name__ == "encode_sequential"
     from codec.tools.bench_image_e2e import _print

@@ -1,7 +1,7 @@
 """Benchmark: time per image of ``codec.encode`` / ``codec.decode``, with the entropy stage
 split out, for the CPU (numpy) coder and, on CUDA, the GPU (Triton) coder.
 
-    python -m codec.tools.bench_image_e2e [IMAGE ...] [--model NAME ...] [--quality Q] [--repeat 5]
+    python -m codec.tools.bench_image_e2e [IMAGE ...] [--model NAME[@EFFORT] ...] [--quality Q] [--repeat 5]
 
 Default image: the bundled Kodak ``kodim23`` (768x512).  For each device present (the
 CPU; CUDA when there is one) and each coder that can serve it (``numpy`` everywhere;
@@ -13,8 +13,10 @@ warm-up.  The ratio column divides the numpy coder's time on the same device, me
 in the same run, by the row's time (> 1: faster).  On one device every coder must
 write the same streams; the run fails if one does not.  With several ``--model`` s, the
 last column divides the first model's whole encode and decode times (same image, device
-and coder, same run) by each row's: a new model's cost against the default's.  The
-entropy stage includes sequential streams (``encode_sequential``, ``SequentialDecoder``).
+and coder, same run) by each row's: a new model's cost against the default's.
+``NAME@EFFORT`` encodes at that ``effort`` (``context-vr@fast``: no latent refinement;
+without it, the model's default effort).  The entropy stage includes sequential streams
+(``encode_sequential``, ``SequentialDecoder``).
 """
 from __future__ import annotations
 
@@ -66,7 +68,8 @@ def _time(fn, repeat, timer, cuda):
 
 
 def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
-    """Rows of timings; ``model``: a name, a list of names or None (the default model)."""
+    """Rows of timings; ``model``: a name (``NAME@EFFORT``: at that effort), a list of them or
+    None (the default model)."""
     import codec
     from codec import entropy
     from codec.entropy import coder, sequential
@@ -87,11 +90,13 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
         for name, img in images:
             h, w = img.shape[:2]
             runs = [(d, c, m) for d in devices for c in ["numpy"] + (["auto"] if d == "cuda" else []) for m in models]
-            for dev, choice, model in runs:
+            for dev, choice, label in runs:
+                model, _, effort = (label or "").partition("@")
+                model, extra = model or None, ({"effort": effort} if effort else {})
                 os.environ[coder.BACKEND_ENV] = choice
                 codec.load_model(model, quality, dev)  # load outside the timing
                 timer.used.clear()
-                t_enc, s_enc, data = _time(lambda: codec.encode(img, model=model, quality=quality, device=dev),
+                t_enc, s_enc, data = _time(lambda: codec.encode(img, model=model, quality=quality, device=dev, **extra),
                                            repeat, timer, cuda_any)
                 t_dec, s_dec, _ = _time(lambda: codec.decode(data, device=dev), repeat, timer, cuda_any)
                 used = choice
@@ -101,10 +106,11 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
                     used = "triton" if coder._gpu_checked.get(str(torch.device(dev))) else "numpy (fallback)"
                 # (streams may differ between devices: the float analysis transform rounds
                 # differently; on one device every coder must write the same bytes)
-                if (name, dev, model) in streams and streams[name, dev, model] != data:
+                if (name, dev, label) in streams and streams[name, dev, label] != data:
                     raise RuntimeError(f"{name}: the {used} coder on {dev} wrote other bytes than numpy")
-                streams[name, dev, model] = data
-                rows.append({"image": name, "model": codec.load_model(model, quality, dev).name,
+                streams[name, dev, label] = data
+                rows.append({"image": name, "model": codec.load_model(model, quality, dev).name
+                             + (f"@{effort}" if effort else ""),
                              "pixels": h * w, "device": dev, "backend": choice, "coder": used, "bytes": len(data),
                              "encode_s": t_enc, "encode_entropy_s": s_enc, "decode_s": t_dec,
                              "decode_entropy_s": s_dec})
@@ -124,7 +130,7 @@ def _print(rows):
     for r in rows:
         first.setdefault((r["image"], r["device"], r["backend"]), r)
     several = len({r["model"] for r in rows}) > 1
-    print(f"{'image':<14} {'model':<14} {'device':<6} {'coder':<10} {'bytes':>8}  {'encode ms':>10} {'(entropy)':>10} "
+    print(f"{'image':<14} {'model':<18} {'device':<6} {'coder':<10} {'bytes':>8}  {'encode ms':>10} {'(entropy)':>10} "
           f"{'decode ms':>10} {'(entropy)':>10}  {'entropy speed-up enc/dec':>24}"
           + (f"  {'speed vs first model enc/dec':>28}" if several else ""))
     for r in rows:
@@ -133,7 +139,7 @@ def _print(rows):
                  f"{b['decode_entropy_s'] / r['decode_entropy_s']:.2f}x")
         f = first[(r["image"], r["device"], r["backend"])]
         vs = f"{f['encode_s'] / r['encode_s']:.2f}x / {f['decode_s'] / r['decode_s']:.2f}x"
-        print(f"{r['image']:<14} {r['model']:<14} {r['device']:<6} {r['coder']:<10} {r['bytes']:>8}  "
+        print(f"{r['image']:<14} {r['model']:<18} {r['device']:<6} {r['coder']:<10} {r['bytes']:>8}  "
               f"{1e3 * r['encode_s']:>10.1f} {1e3 * r['encode_entropy_s']:>10.1f} {1e3 * r['decode_s']:>10.1f} "
               f"{1e3 * r['decode_entropy_s']:>10.1f}  {ratio:>24}" + (f"  {vs:>28}" if several else ""))
 
@@ -143,7 +149,8 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", help="image files (default: the bundled kodim23)")
     p.add_argument("--model", action="append", default=None,
-                   help="model name, repeatable: times against the first one's (default: the default model)")
+                   help="model name, repeatable: times against the first one's (default: the default model); "
+                        "NAME@EFFORT: encoded at that --effort (e.g. context-vr@fast)")
     p.add_argument("--quality", type=float, default=None, help="quality (default: the model's default)")
     p.add_argument("--repeat", type=int, default=5, help="timed repetitions after a warm-up (best is kept)")
     args = p.parse_args(argv)
