@@ -38,7 +38,7 @@ from codec.models._compressai import conv
 
 from codec import entropy
 from codec.models.integer import ACT_BITS, IntegerNet
-from codec.models.latent_codecs import HyperpriorLatentCodec, NotFrozenError
+from codec.models.latent_codecs import HyperpriorLatentCodec, NotFrozenError, ste_round
 
 #: channels per slice in twelfths of M, coded in this order (uneven, as ELIC's: its energy
 #: compaction puts the most informative channels first); 8, 8, 16, 24, 40 of M = 96
@@ -48,11 +48,6 @@ SPATIAL_WIDTH = 48  # spatial-context features
 HIDDEN = 128  # aggregation width
 
 ONE = float(1 << ACT_BITS)
-
-
-def ste_round(x):
-    """``round(x)`` forward, identity backward."""
-    return x + (torch.round(x) - x).detach()
 
 
 def anchors(h: int, w: int, device) -> torch.Tensor:
@@ -155,7 +150,6 @@ class ContextLatentCodec(HyperpriorLatentCodec):
         # the synthesis is trained on noisy latents, as the transforms it starts from were (a
         # straight-through rounded input at lr 1e-4 lost 0.1-0.3 dB on the validation pictures
         # in 6 000 steps); the context networks see the rounded values the decoder will have
-        # ("y_rounded": the decoder's values, straight-through, for the encoder's latent refinement)
         return {"y_hat": torch.cat(outs, 1), "y_rounded": torch.cat(decoded, 1),
                 "likelihoods": {"y": torch.cat(liks, 1), "z": zo["likelihoods"]["y"]}}
 

@@ -29,6 +29,7 @@ from codec.models.rd import effort_iterations, lam_of
 REFINE_EFFORTS = {"fast": 0, "medium": 20, "slow": 50, "placebo": 200}
 DEFAULT_REFINE_EFFORT = "medium"
 REFINE_LR = 0.05  # Adam's step on the latent at the first iteration, falling linearly to 0
+REFINE_STE = 0.5  # the last half of the iterations measure the distortion of the decoder's rounded latent
 
 
 def _analysis(N, M):
@@ -143,8 +144,9 @@ class ImageModel(LatentCodecModel):
     def refine(self, x, quality, iterations: int, progress=None):
         """The latent to code for picture ``x`` (``[1, 3, H, W]``): ``g_a``'s output, then
         ``iterations`` steps of Adam on it alone against the training loss, bits + lambda *
-        255**2 * MSE of the picture, through the model's own training path (uniform noise for
-        the quantisation, the weights fixed): the encoder's share of the amortisation gap
+        255**2 * MSE of the picture, through the model's own training path (the rate with
+        uniform noise for the quantisation; the distortion too for the first half of the steps,
+        then of the decoder's rounded latent, straight-through; the weights fixed): the encoder's share of the amortisation gap
         (Campos et al. 2019, "Content adaptive optimization for neural image compression";
         Yang et al. 2020).  The decoder is untouched: any latent is a valid one, and the
         stream of the refined latent decodes on every device as any other does.  Seeded, so
@@ -164,7 +166,8 @@ class ImageModel(LatentCodecModel):
                 for it in range(iterations):
                     opt.param_groups[0]["lr"] = REFINE_LR * (1 - it / iterations)
                     out = self.latent_codec(y, *self._q(quality))
-                    mse = torch.mean((self.g_s(out["y_hat"])[..., :H, :W] - x) ** 2)
+                    y_syn = out["y_rounded"] if it >= (1 - REFINE_STE) * iterations else out["y_hat"]
+                    mse = torch.mean((self.g_s(y_syn)[..., :H, :W] - x) ** 2)
                     bpp = sum((-torch.log2(v)).sum() for v in out["likelihoods"].values()) / (H * W)
                     (y.grad,) = torch.autograd.grad(bpp + lam * 255 ** 2 * mse, [y])
                     opt.step()

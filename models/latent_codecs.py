@@ -13,8 +13,8 @@ Composable pieces (after CompressAI's ``latent_codecs``):
   frozen :class:`~codec.models.integer.IntegerNet`, so the table indexes and means are
   the same integers on every device.
 
-Every codec has ``forward(y) -> {"y_hat", "likelihoods"}`` (training, noisy or
-rounded latents), ``compress(y) -> (streams, y_hat)`` and
+Every codec has ``forward(y) -> {"y_hat", "y_rounded", "likelihoods"}`` (training: noisy
+latents, or rounded in eval mode; ``y_rounded``: the decoder's rounding, straight-through), ``compress(y) -> (streams, y_hat)`` and
 ``decompress(streams, y_shape) -> y_hat`` (:class:`GainLatentCodec` takes a quality
 after ``y`` / ``y_shape`` in each); ``freeze()`` builds its coding state (CDF
 tables, integer networks) and ``frozen_state()/load_frozen()`` store it with the weights.
@@ -39,6 +39,11 @@ class NotFrozenError(RuntimeError):
     pass
 
 
+def ste_round(x):
+    """``round(x)`` forward, identity backward."""
+    return x + (torch.round(x) - x).detach()
+
+
 class FactorizedLatentCodec(nn.Module):
     kinds = ("latent",)  # the sections it writes, in order (codec.models.payload.KINDS)
 
@@ -50,7 +55,7 @@ class FactorizedLatentCodec(nn.Module):
 
     def forward(self, y):
         y_hat, lik = self.entropy_bottleneck(y)
-        return {"y_hat": y_hat, "likelihoods": {"y": lik}}
+        return {"y_hat": y_hat, "y_rounded": ste_round(y), "likelihoods": {"y": lik}}
 
     def aux_loss(self):
         return self.entropy_bottleneck.loss()
@@ -122,7 +127,8 @@ class HyperpriorLatentCodec(nn.Module):
         zo = self.z(z)
         scales, means = self._params(zo["y_hat"])
         y_hat, y_lik = self.gaussian_conditional(y, scales, means)
-        return {"y_hat": y_hat, "likelihoods": {"y": y_lik, "z": zo["likelihoods"]["y"]}}
+        y_rounded = ste_round(y - means) + means if means is not None else ste_round(y)
+        return {"y_hat": y_hat, "y_rounded": y_rounded, "likelihoods": {"y": y_lik, "z": zo["likelihoods"]["y"]}}
 
     def aux_loss(self):
         return self.z.aux_loss()
