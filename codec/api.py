@@ -99,21 +99,19 @@ def load_model(name: str | None = None, quality=None, device=None, medium: str =
 
 
 @contextlib.contextmanager
-def _resources(what: str):
+def _resources(what: str, hint: str = "try a smaller input or another device"):
     """Allocation failures (CPU or GPU) as one-line :class:`ResourceError` s."""
     import torch
 
     try:
         yield
     except (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)) as exc:
-        raise ResourceError(f"not enough memory to {what} ({exc.__class__.__name__}); "
-                            "try a smaller input or another device") from None
+        raise ResourceError(f"not enough memory to {what} ({exc.__class__.__name__}); {hint}") from None
     except RuntimeError as exc:
         text = str(exc)
         if "memory" in text and ("allocate" in text or "out of" in text or "not enough" in text):
             first = text.strip().splitlines()[0][:160]
-            raise ResourceError(f"not enough memory to {what} ({first}); "
-                                "try a smaller input or another device") from None
+            raise ResourceError(f"not enough memory to {what} ({first}); {hint}") from None
         raise
 
 
@@ -136,11 +134,12 @@ def check_fits(name: str, info) -> None:
                          "(mix it down first, e.g. ffmpeg -ac 2)")
 
 
-def check_effort(model: str | None, effort, medium: str = "image") -> None:
-    """Refuse an effort for a model (default: ``medium``'s) whose encoder takes none, or an unknown effort."""
+def check_effort(model: str | None, effort, medium: str = "image", what: str = "effort= (--effort)") -> None:
+    """Refuse an effort (or ``what``) for a model (default: ``medium``'s) whose encoder takes none,
+    or an unknown effort."""
     spec = _spec(resolve(model, None, medium)[0] if model is None else model)
     if not spec.effort:
-        raise InputError("effort= (--effort) is for the image models and the INR models (encoders that "
+        raise InputError(f"{what} is for the image models and the INR models (encoders that "
                          f"optimise while they encode); model '{spec.name}' takes none")
     if effort is not None:
         try:
@@ -189,7 +188,7 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
     if bitrate is not None and med.NAME != "audio":
         raise InputError(f"bitrate= is for audio ({med.NAME} takes a quality)")
     if effort is not None or progress is not None:
-        check_effort(model, effort, med.NAME)
+        check_effort(model, effort, med.NAME, "progress=" if effort is None else "effort= (--effort)")
     if med.NAME == "video":
         if sample_rate is not None or max_samples is not None:
             raise InputError("sample_rate= and max_samples= are for audio")
@@ -207,7 +206,10 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
     m = load_model(name, q, device)
     spec = _spec(name)
     dev = next(m.parameters()).device
-    with _resources(f"encode a {med.describe(item.info)}"):
+    refines = med.NAME == "image" and spec.effort and not spec.fitted and m.iterations(effort) > 0
+    hint = ("try effort='fast' (--effort fast: no latent refinement, which needs about 750 bytes of memory a "
+            "pixel), a smaller input or another device") if refines else "try a smaller input or another device"
+    with _resources(f"encode a {med.describe(item.info)}", hint):
         if med.NAME == "audio":
             from codec import audio_coding as ac
 

@@ -112,17 +112,24 @@ class ImageModel(LatentCodecModel):
     @torch.no_grad()
     def compress(self, x, quality=None, effort=None, progress=None) -> Payload:
         """``x``: ``[1, 3, H, W]`` in [0, 1], any ``H``, ``W`` -> :class:`Payload`.  ``effort``:
-        iterations of latent refinement (:meth:`refine`; a name of :data:`REFINE_EFFORTS`, default
-        none), ``progress(step, total, bpp, psnr)`` follows them."""
+        iterations of latent refinement (:meth:`refine`; a name of :data:`REFINE_EFFORTS` or a
+        number; default :data:`DEFAULT_REFINE_EFFORT`, or none for weights whose lambda is not
+        known, see :meth:`rd_lambda`); ``"fast"``: ``g_a``'s latent as it is.
+        ``progress(step, total, bpp, psnr)`` follows the iterations."""
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"compress takes one picture [1, 3, H, W], got {tuple(x.shape)}")
         iters = self.iterations(effort)
+        if iters and effort is None:
+            try:
+                self.rd_lambda(quality)
+            except ValueError:
+                iters = 0  # (asked for nothing: the default codes without refinement)
         H, W = x.shape[-2:]
         t0 = time.perf_counter()
         with exact_mode():
             y = self.refine(x, quality, iters, progress) if iters else self.g_a(self.pad(x))
+            self.last_fit = {"iterations": iters, "seconds": time.perf_counter() - t0}  # (the refinement)
             streams, _ = self.latent_codec.compress(y, *self._q(quality))
-        self.last_fit = {"iterations": iters, "seconds": time.perf_counter() - t0}
         return Payload([Section(k, s) for k, s in zip(self.section_kinds, streams)], self.header_for(H, W))
 
     def rd_lambda(self, quality) -> float:
@@ -149,20 +156,25 @@ class ImageModel(LatentCodecModel):
         then of the decoder's rounded latent, straight-through; the weights fixed): the encoder's share of the amortisation gap
         (Campos et al. 2019, "Content adaptive optimization for neural image compression";
         Yang et al. 2020).  The decoder is untouched: any latent is a valid one, and the
-        stream of the refined latent decodes on every device as any other does.  Seeded, so
-        that an encode on one device is repeatable.  ``progress(step, total, bpp, psnr)``
+        stream of the refined latent decodes on every device as any other does.  Seeded (and
+        cuDNN's deterministic algorithms, :func:`~codec.models.integer.exact_mode`), so that an
+        encode on one device is repeatable.  ``progress(step, total, bpp, psnr)``
         after each step (the training path's estimates)."""
         H, W = x.shape[-2:]
         lam = self.rd_lambda(quality)
-        xp = self.pad(x)
-        y = self.g_a(xp).detach().clone().requires_grad_(True)
-        opt = torch.optim.Adam([y], lr=REFINE_LR)
         training = self.training
-        devices = [y.device] if y.device.type == "cuda" else []
         try:
-            self.train()  # (noisy quantisation: the rate has a gradient in the latent)
-            with torch.enable_grad(), torch.random.fork_rng(devices=devices):
-                torch.manual_seed(0)
+            with torch.inference_mode(False), torch.enable_grad(), \
+                    torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+                x = x.clone()  # (not an inference tensor: the loss needs it in the graph)
+                y = self.g_a(self.pad(x)).detach().clone().requires_grad_(True)
+                opt = torch.optim.Adam([y], lr=REFINE_LR)
+                if x.is_cuda:  # seed the one generator the noise comes from (the caller's state is restored)
+                    with torch.cuda.device(x.device):
+                        torch.cuda.manual_seed(0)
+                else:
+                    torch.default_generator.manual_seed(0)
+                self.train()  # (noisy quantisation: the rate has a gradient in the latent)
                 for it in range(iterations):
                     opt.param_groups[0]["lr"] = REFINE_LR * (1 - it / iterations)
                     out = self.latent_codec(y, *self._q(quality))

@@ -215,15 +215,19 @@ class IntegerNet(nn.Module):
 
 
 def exact_mode():
-    """Context that turns off TF32 (the float paths around the integer ones stay deterministic-ish)."""
+    """Context that turns off TF32 and picks cuDNN's deterministic algorithms (the float paths
+    around the integer ones, the encoder's latent refinement among them, repeat on one device)."""
 
     class _Ctx:
         def __enter__(self):
-            self.saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+            b = torch.backends
+            self.saved = (b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.deterministic, b.cudnn.benchmark)
+            b.cuda.matmul.allow_tf32 = False
+            b.cudnn.allow_tf32 = False
+            b.cudnn.deterministic, b.cudnn.benchmark = True, False
 
         def __exit__(self, *exc):
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.saved
+            b = torch.backends
+            (b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.deterministic, b.cudnn.benchmark) = self.saved
 
     return _Ctx()

@@ -14,7 +14,8 @@ Composable pieces (after CompressAI's ``latent_codecs``):
   the same integers on every device.
 
 Every codec has ``forward(y) -> {"y_hat", "y_rounded", "likelihoods"}`` (training: noisy
-latents, or rounded in eval mode; ``y_rounded``: the decoder's rounding, straight-through), ``compress(y) -> (streams, y_hat)`` and
+latents, or rounded in eval mode; ``y_rounded``: the latent rounded as the encoder rounds it,
+around the means predicted from the training path's hyper-latent, straight-through), ``compress(y) -> (streams, y_hat)`` and
 ``decompress(streams, y_shape) -> y_hat`` (:class:`GainLatentCodec` takes a quality
 after ``y`` / ``y_shape`` in each); ``freeze()`` builds its coding state (CDF
 tables, integer networks) and ``frozen_state()/load_frozen()`` store it with the weights.

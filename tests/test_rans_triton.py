@@ -260,10 +260,10 @@ def case_image_codec(device):
     old = os.environ.get(coder.BACKEND_ENV)
     try:
         os.environ[coder.BACKEND_ENV] = "numpy"
-        p_np = m.compress(x)  # a Payload: named sections and the model's header
+        p_np = m.compress(x, effort="fast")  # a Payload: named sections and the model's header
         x_np = m.decompress(p_np, device=device)
         os.environ[coder.BACKEND_ENV] = "triton" if device == "cpu" else "auto"
-        p_gpu = m.compress(x)
+        p_gpu = m.compress(x, effort="fast")
         x_gpu = m.decompress(p_np, device=device)
     finally:
         if old is None:

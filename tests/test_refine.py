@@ -106,3 +106,30 @@ def test_a_latent_refined_on_a_gpu_decodes_identically_on_both_devices():
     data = codec.encode(img, quality=5, device="cuda", effort=10)
     assert np.array_equal(codec.decode(data, device="cpu"), codec.decode(data, device="cuda"))
     assert data == codec.encode(img, quality=5, device="cuda", effort=10)  # repeatable on the device
+
+
+def test_the_lambda_of_a_fixed_rate_model_and_of_weights_trained_for_another_metric():
+    m = registry.load_model("mean-scale-small", 4)
+    assert m.rd_lambda(None) == pytest.approx(0.013)  # its weights' lmbda
+    x = picture(64, 64)
+    assert data(m.compress(x, effort=3)) != data(m.compress(x, effort="fast"))
+    m.metadata = {"loss": '{"metric": "ms-ssim", "lmbda": 16.64}'}
+    assert data(m.compress(x)) == data(m.compress(x, effort="fast"))  # default: no refinement then
+    with pytest.raises(ValueError, match="minimises MSE"):
+        m.compress(x, effort=3)
+    m.metadata = {}
+    assert m.rd_lambda(None) == pytest.approx(0.013)  # the table's, at its quality
+
+
+def test_an_interrupted_refinement_leaves_the_model_as_it_was():
+    m = registry.load_model("mean-scale-vr")
+
+    def stop(step, *_):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        m.compress(picture(64, 64), 3, effort=5, progress=stop)
+    assert not m.training and all(p.grad is None for p in m.parameters())
+    with torch.inference_mode():  # (and it refines inside inference mode too)
+        assert m.compress(picture(64, 64), 3, effort=2).nbytes > 0

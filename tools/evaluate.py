@@ -338,8 +338,8 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
     if effort is not None:
         for codec, _ in pairs:
             if not hasattr(codec, "effort"):
-                raise CodecError(f"--effort: {codec.key} has no effort setting (--effort applies to models that "
-                                 "fit themselves to each item, e.g. ours:inr-image)")
+                raise CodecError(f"--effort: {codec.key} has no effort setting (--effort applies to our models "
+                                 "whose encoder optimises: the image models and the INR models)")
             codec.effort = effort
 
     paths = media.list_items(Path(dataset))
@@ -489,8 +489,9 @@ def register(sub) -> None:
     p.add_argument("--gop", type=int, default=None, metavar="N",
                    help="video: key-frame interval of the codecs (default: theirs, 32 for the baselines)")
     p.add_argument("--effort", default=None, metavar="E",
-                   help="models that fit themselves to each item (ours:inr-image): fast, medium, slow, placebo or "
-                        "a number of iterations (recorded in the results; default: the model's)")
+                   help="our models whose encoder optimises (image models: latent refinement; INR models: the "
+                        "fit): fast, medium, slow, placebo or a number of iterations (recorded in the results; "
+                        "default: the model's)")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     p.add_argument("--list-codecs", action="store_true", help="list the codecs, their quality meaning and "
                    "default grids, and exit")

@@ -24,11 +24,13 @@ import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from codec.models import rd
+
 # CompressAI's rate-distortion trade-offs per quality (q1..q8).
 # MSE:     loss = lmbda * 255**2 * MSE + bpp
 # MS-SSIM: loss = lmbda * (1 - MS-SSIM) + bpp
 LAMBDAS = {
-    "mse": (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800),
+    "mse": rd.LAMBDAS,
     "ms-ssim": (2.40, 4.58, 8.73, 16.64, 31.73, 60.50, 115.37, 220.00),
     # audio models: lambda * (log-mel distance + loss.mse_weight * MSE) + bits per sample
     "mel": (0.5, 0.85, 1.45, 2.46, 4.18, 7.1, 12.1, 20.5),

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from codec.models.inr import exact
 from codec.models.inr.arch import Dims, grid_sizes, layers
+from codec.models.latent_codecs import ste_round
 
 STE_FRACTION = 0.1
 LR, LR_STE = 2e-2, 3e-3
@@ -89,7 +90,7 @@ class _Net(nn.Module):
         noisy, grids = [], []
         for y in self.latents:
             if alpha is None:
-                q = y + (torch.round(y) - y).detach()
+                q = ste_round(y)
                 noisy.append(q)
                 grids.append(q)
             else:

@@ -27,7 +27,10 @@ for p in sorted(src.glob("*.png")):
     im.crop((x, y, x + 256, y + 256)).save(dst / p.name)
 PY
 codec eval "$OUT/crops-256" --codec ours:inr-image:1,3,5,8 --effort "$EFFORT" -o "$OUT/results" ${JOBS:+-j $JOBS}
-codec eval "$OUT/crops-256" --codec jpeg --codec webp --codec ours:mean-scale-vr -o "$OUT/results" ${JOBS:+-j $JOBS}
-codec report "$OUT/results" --reference jpeg --reference webp --reference ours-mean-scale-vr \
+codec eval "$OUT/crops-256" --codec jpeg --codec webp -o "$OUT/results" ${JOBS:+-j $JOBS}
+# (mean-scale-vr without latent refinement: the checked-in report predates refinement, and its
+# ours-mean-scale-vr is the codec that --effort fast gives now)
+codec eval "$OUT/crops-256" --codec ours:mean-scale-vr --effort fast -o "$OUT/results" ${JOBS:+-j $JOBS}
+codec report "$OUT/results" --reference jpeg --reference webp --reference ours-mean-scale-vr-effort-fast \
     --title "Kodak, central 256x256 crops (24): the INR codec at effort $EFFORT, JPEG, WebP and our amortised model" \
     -o "$OUT" --force
