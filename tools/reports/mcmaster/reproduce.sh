@@ -11,7 +11,8 @@ set -euo pipefail
 DATA=${1:?usage: bash tools/reports/mcmaster/reproduce.sh MCMASTER_DIR}
 command -v codec >/dev/null || { echo "codec not on PATH: install the project (pip install -e .) and activate its environment" >&2; exit 2; }
 cd "$(dirname "$0")/../../.."
-codec eval "$DATA" --codec jpeg --codec webp --codec avif --codec ours:mean-scale-vr --codec ours:context-vr \
-    -o tools/reports/mcmaster/results
+codec eval "$DATA" --codec jpeg --codec webp --codec avif --codec ours:context-vr -o tools/reports/mcmaster/results
+# our models without latent refinement (--effort fast)
+codec eval "$DATA" --codec ours:context-vr --codec ours:mean-scale-vr --effort fast -o tools/reports/mcmaster/results
 codec report tools/reports/mcmaster/results --reference jpeg --reference webp --reference avif \
     --title "McMaster (18 images): classical codecs and our models" -o tools/reports/mcmaster --force
