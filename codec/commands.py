@@ -92,6 +92,8 @@ def register(sub) -> None:
     p.add_argument("--audio", action="store_true", help="the bundled speech sample instead (LJ Speech LJ001-0001, "
                    "9.7 s, 22.05 kHz, public domain) with the default audio model; prints kbps, SI-SDR, mel distance")
     p.add_argument("--bitrate", default=None, metavar="KBPS", help="with --audio: a target bitrate instead of --quality")
+    p.add_argument("--effort", default=None, metavar="E", help="the image encoder's effort (see 'codec encode --help'; "
+                   "default medium: 20 iterations of latent refinement, fast: none)")
     p.add_argument("--video", action="store_true", help="the bundled clip instead (Big Buck Bunny, 48 frames, "
                    "320x180, 25 fps, CC-BY 3.0 Blender Foundation) with the default video model; prints kbps, "
                    "PSNR-YUV and frames/s (-o: a .y4m, .mkv or PNG folder)")
@@ -646,6 +648,8 @@ def _demo(args) -> int:
 
     if args.audio and args.video:
         raise InputError("give --audio or --video, not both")
+    if args.effort is not None and (args.audio or args.video):
+        raise InputError("--effort is for the image demo")
     if args.video:
         if args.bitrate is not None:
             raise InputError("--bitrate is for the audio demo (--audio)")
@@ -664,16 +668,34 @@ def _demo(args) -> int:
         pic = med.read(path)
     m, q = _load_model(args.model, args.quality, args.device)
     dev = str(next(m.parameters()).device)
+    extra, bar = {}, None
+    if args.effort is not None:
+        from codec.api import check_effort
+
+        check_effort(m.name, args.effort)
+        extra["effort"] = args.effort
+    from codec.api import _spec
+
+    if _spec(m.name).effort and m.iterations(args.effort) > 0:  # the encoder optimises: a bar
+        args.quiet = False
+        what = "fit" if _spec(m.name).fitted else "refine"
+        bar, extra["progress"] = _fit_bar(args, m, f"{what} kodim23.png", "it",
+                                          lambda bpp, psnr: f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", codec.UntrainedModelWarning)
         t0 = time.perf_counter()
-        data = codec.encode(pic, model=m.name, quality=q, device=dev)
+        try:
+            data = codec.encode(pic, model=m.name, quality=q, device=dev, **extra)
+        finally:
+            if bar is not None:
+                bar.close()
         t1 = time.perf_counter()
         out = codec.decode(data, device=dev)
         t2 = time.perf_counter()
     h, w = pic.rgb.shape[:2]
     print(f"sample   kodim23.png {w}x{h} (Kodak)")
-    print(f"model    {m.name} quality {q:g} on {dev}{'' if m.trained else '  [UNTRAINED]'}")
+    effort = f", effort {args.effort or m.default_effort}" if _spec(m.name).effort else ""
+    print(f"model    {m.name} quality {q:g}{effort} on {dev}{'' if m.trained else '  [UNTRAINED]'}")
     print(f"size     {len(data)} bytes")
     print(f"bpp      {med.rate(len(data), pic.info):.4f}")
     print(f"PSNR     {psnr_rgb(pic.rgb, out):.2f} dB (RGB, 8-bit)")

@@ -196,9 +196,10 @@ def test_cli_many_files_with_progress_and_force(tmp_path):
 
 
 def test_cli_demo_and_info(tmp_path, capsys):
-    assert cli(["demo", "--model", "factorized", "--device", "cpu", "-o", str(tmp_path / "d.png")]) == 0
+    assert cli(["demo", "--model", "factorized", "--device", "cpu", "--effort", "fast", "-o", str(tmp_path / "d.png")]) == 0
     out = capsys.readouterr().out
-    assert "bpp" in out and "PSNR" in out and (tmp_path / "d.png").exists()
+    assert "bpp" in out and "PSNR" in out and (tmp_path / "d.png").exists() and "effort fast" in out
+    assert cli(["demo", "--audio", "--effort", "fast"]) == 2  # (an image encoder's setting)
     assert cli(["models"]) == 0
 
 
