@@ -207,7 +207,7 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
     spec = _spec(name)
     dev = next(m.parameters()).device
     refines = med.NAME == "image" and spec.effort and not spec.fitted and m.iterations(effort) > 0
-    hint = ("try effort='fast' (--effort fast: no latent refinement, which needs about 750 bytes of memory a "
+    hint = ("try effort='fast' (--effort fast: no latent refinement, which needs about 760 bytes of memory a "
             "pixel), a smaller input or another device") if refines else "try a smaller input or another device"
     with _resources(f"encode a {med.describe(item.info)}", hint):
         if med.NAME == "audio":

@@ -214,7 +214,6 @@ def _encode(args) -> int:
 
     name = resolve(args.model, args.quality, med.NAME)[0]  # a medium with no codec, a bad quality: before any reading
     spec = _spec(name)
-    fitted = spec.fitted
     if args.effort is not None:
         from codec.api import check_effort
 
@@ -243,8 +242,6 @@ def _encode(args) -> int:
 
         check_fits(resolve(args.model, args.quality, med.NAME)[0], info)
     m, q = _load_model(args.model, args.quality, args.device, med.NAME)
-    # the encoder optimises as it encodes (an INR's fit; an image model's latent refinement): a bar
-    optimising = spec.effort and m.iterations(args.effort) > 0
     if med.NAME == "audio":
         return _run_many(pairs, lambda src, dst: _encode_audio(args, m, q, src, dst), args.quiet, "encode")
     if med.NAME == "video":
@@ -252,13 +249,7 @@ def _encode(args) -> int:
 
     def one(src, dst):
         item = med.read(src, limit=args.max_pixels)
-        extra, bar = {}, None
-        if spec.effort:
-            extra = dict(effort=args.effort)
-        if optimising:
-            bar, progress = _fit_bar(args, m, f"{'fit' if fitted else 'refine'} {os.path.basename(src)}", "it",
-                                     lambda bpp, psnr: f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB")
-            extra["progress"] = progress
+        extra, bar = _picture_effort(args, m, spec, os.path.basename(src))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", codec.UntrainedModelWarning)
@@ -269,7 +260,7 @@ def _encode(args) -> int:
                 bar.close()
         atomic_write(dst, data, args.force)
         how = (f", effort {args.effort or m.default_effort}, {m.last_fit['seconds']:.1f} s "
-               f"{'fitting' if fitted else 'refining'}") if optimising else ""
+               f"{'fitting' if spec.fitted else 'refining'}") if bar is not None else ""
         return (f"{src} -> {dst}: {len(data)} bytes, {med.rate(len(data), item.info):.4f} {med.RATE_UNIT} "
                 f"({m.name} q{q:g}{how})")
 
@@ -315,11 +306,25 @@ def _fit_bar(args, m, what, unit, postfix):
     return bar, progress
 
 
+def _picture_effort(args, m, spec, name):
+    """``(encode keywords, bar or None)`` for one picture: ``args.effort`` for a model whose encoder
+    takes one, and a bar that follows its iterations (an INR's fit, an image model's latent
+    refinement) when there are any."""
+    if not spec.effort:
+        return {}, None
+    extra = {"effort": args.effort}
+    if m.iterations(args.effort) == 0:
+        return extra, None
+    bar, extra["progress"] = _fit_bar(args, m, f"{'fit' if spec.fitted else 'refine'} {name}", "it",
+                                      lambda bpp, psnr: f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB")
+    return extra, bar
+
+
 def _frame_bar(args, total, what, unit="frame"):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=what, unit=unit, disable=args.quiet, file=sys.stderr, leave=False,
-                dynamic_ncols=True)
+    return tqdm(total=total, desc=what, unit=unit, disable=getattr(args, "quiet", False), file=sys.stderr,
+                leave=False, dynamic_ncols=True)
 
 
 def _has_audio(src) -> bool:
@@ -668,19 +673,12 @@ def _demo(args) -> int:
         pic = med.read(path)
     m, q = _load_model(args.model, args.quality, args.device)
     dev = str(next(m.parameters()).device)
-    extra, bar = {}, None
+    from codec.api import _spec, check_effort
+
+    spec = _spec(m.name)
     if args.effort is not None:
-        from codec.api import check_effort
-
         check_effort(m.name, args.effort)
-        extra["effort"] = args.effort
-    from codec.api import _spec
-
-    if _spec(m.name).effort and m.iterations(args.effort) > 0:  # the encoder optimises: a bar
-        args.quiet = False
-        what = "fit" if _spec(m.name).fitted else "refine"
-        bar, extra["progress"] = _fit_bar(args, m, f"{what} kodim23.png", "it",
-                                          lambda bpp, psnr: f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB")
+    extra, bar = _picture_effort(args, m, spec, "kodim23.png")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", codec.UntrainedModelWarning)
         t0 = time.perf_counter()
@@ -694,7 +692,7 @@ def _demo(args) -> int:
         t2 = time.perf_counter()
     h, w = pic.rgb.shape[:2]
     print(f"sample   kodim23.png {w}x{h} (Kodak)")
-    effort = f", effort {args.effort or m.default_effort}" if _spec(m.name).effort else ""
+    effort = f", effort {args.effort or m.default_effort}" if spec.effort else ""
     print(f"model    {m.name} quality {q:g}{effort} on {dev}{'' if m.trained else '  [UNTRAINED]'}")
     print(f"size     {len(data)} bytes")
     print(f"bpp      {med.rate(len(data), pic.info):.4f}")

@@ -104,7 +104,7 @@ class ModelSpec:
     def effort(self) -> bool:
         """Whether its encoder takes an effort (``--effort``): the iterations of an INR's fit, or
         of an image transform codec's latent refinement (its class has ``iterations(effort)``)."""
-        return self.fitted or callable(getattr(self.arch_class(), "iterations", None))
+        return callable(getattr(self.arch_class(), "iterations", None))
 
     def label(self, quality=None) -> str:
         """``model 'NAME'``, with `` quality Q`` when the quality picks the weights (for messages)."""

@@ -339,14 +339,14 @@ def build_corpus(targets, models, pictures: int = len(PICTURES)) -> dict:
                                                           model=name, quality=q, device="cpu")))
             continue
         # an INR: a short fit; an image model: no latent refinement (a refined latent is coded as any other)
-        fitted = {"effort": 20} if spec.fitted else {"effort": "fast"} if spec.effort else {}
+        extra = {"effort": 20} if spec.fitted else {"effort": "fast"} if spec.effort else {}
         for q in (2.5, 6.0) if spec.variable_rate else (2, spec.quality.default):
             for k, (h, w, colour) in enumerate(PICTURES[:pictures]):
                 yy, xx = np.mgrid[0:h, 0:w]
                 img = np.stack([xx * 200 / w, yy * 200 / h, (xx + yy) * 90 / (w + h)], -1)
                 img = np.clip(img + np.random.default_rng(k).normal(30, 8, img.shape), 0, 255).astype(np.uint8)
                 streams.append((name, q, codec.encode(img[..., 0] if colour == "gray" else img, model=name,
-                                                      quality=q, device="cpu", **fitted)))
+                                                      quality=q, device="cpu", **extra)))
     for path in sorted(GOLDEN.glob("v1-*.nmc")) if GOLDEN.is_dir() and streams else []:
         c = codec.container.unpack(path.read_bytes())
         q = codec.api.stream_quality(c) if c.model in models else None
