@@ -7,12 +7,14 @@
 ``table_index``.  The batched forms take lists and run one lane loop for all of
 them.  The format is in ``FORMAT.md``.
 
-Two coders write the same bytes (a stream never says which one wrote it): the CPU
-coder (numpy, ``codec.entropy.rans``) and the GPU coder (Triton,
-``codec.entropy.rans_triton``).  ``backend=None`` (the default) picks the GPU coder
-when every tensor of the call is on CUDA and Triton works, the CPU coder otherwise;
-``backend="numpy"`` or ``"triton"`` forces one, and so does the environment variable
-``CODEC_RANS_BACKEND`` (``numpy``, ``triton`` or ``auto``) when ``backend`` is None.
+Three coders write the same bytes (a stream never says which one wrote it): the CPU
+coder (``codec.entropy.rans``: its lane loops compiled in C, ``native``, where the
+install built them, else in numpy, ``numpy``, the reference) and the GPU coder
+(Triton, ``codec.entropy.rans_triton``).  ``backend=None`` (the default) picks the GPU
+coder when every tensor of the call is on CUDA and Triton works, the CPU coder
+otherwise; ``backend="native"``, ``"numpy"`` or ``"triton"`` forces one, and so does
+the environment variable ``CODEC_RANS_BACKEND`` (``native``, ``numpy``, ``triton`` or
+``auto``) when ``backend`` is None.
 The automatic choice trusts the GPU coder on a device only after a self-check there
 (:func:`gpu_coder_ok`, once per device and process): it must write the CPU coder's
 bytes for a small case drawn from the tables of the first call on that device and
@@ -90,12 +92,13 @@ def gpu_coder_ok(device, tables: CDFTables) -> bool:
 
 
 def _backend(tensors, backend, tables: CDFTables | None = None) -> str:
-    """``"numpy"`` or ``"triton"`` for a call on ``tensors`` (see the module docstring)."""
+    """``"cpu"`` (the compiled loops where built), ``"native"``, ``"numpy"`` or ``"triton"``
+    for a call on ``tensors`` (see the module docstring)."""
     choice = backend if backend is not None else os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
-    if choice not in ("auto", "numpy", "triton"):
-        raise ValueError(f"unknown rANS backend {choice!r} (numpy, triton or auto)")
-    if choice == "numpy":
-        return "numpy"
+    if choice not in ("auto", "native", "numpy", "triton"):
+        raise ValueError(f"unknown rANS backend {choice!r} (native, numpy, triton or auto)")
+    if choice in ("numpy", "native"):
+        return choice
     if choice == "triton":
         _load_triton(required=True)
         return "triton"
@@ -103,7 +106,11 @@ def _backend(tensors, backend, tables: CDFTables | None = None) -> str:
     if on_cuda and len({t.device for t in tensors}) == 1 and _load_triton(required=False) is not None:
         if tables is None or gpu_coder_ok(tensors[0].device, tables):
             return "triton"
-    return "numpy"
+    return "cpu"
+
+
+#: ``rans``'s ``native`` argument per CPU backend
+_NATIVE = {"cpu": None, "native": True, "numpy": False}
 
 
 def encode(symbols, table_index, tables: CDFTables, backend: str | None = None) -> bytes:
@@ -125,9 +132,10 @@ def decode(data: bytes, table_index, tables: CDFTables, device=None, backend: st
 def encode_batch(items: Sequence[tuple], tables: CDFTables, backend: str | None = None) -> list[bytes]:
     """Encode many ``(symbols, table_index)`` pairs at once; one stream each."""
     items = list(items)
-    if _backend([t for pair in items for t in pair], backend, tables) == "triton":
+    choice = _backend([t for pair in items for t in pair], backend, tables)
+    if choice == "triton":
         return _triton_coder.encode_many_gpu(items, tables)
-    return rans.encode_many(items, tables)
+    return rans.encode_many(items, tables, native=_NATIVE[choice])
 
 
 def decode_batch(streams: Sequence[bytes], table_indexes: Sequence, tables: CDFTables,
@@ -136,10 +144,12 @@ def decode_batch(streams: Sequence[bytes], table_indexes: Sequence, tables: CDFT
     if len(streams) != len(table_indexes):
         raise ValueError("one table_index per stream is needed")
     table_indexes = list(table_indexes)
-    if _backend(table_indexes, backend, tables) == "triton":
+    choice = _backend(table_indexes, backend, tables)
+    if choice == "triton":
         flat = _triton_coder.decode_many_gpu(list(streams), table_indexes, tables)
     else:
-        flat = [torch.from_numpy(v) for v in rans.decode_many(list(streams), table_indexes, tables)]
+        flat = [torch.from_numpy(v) for v in rans.decode_many(list(streams), table_indexes, tables,
+                                                             native=_NATIVE[choice])]
     out = []
     for v, i in zip(flat, table_indexes):
         dev = device if device is not None else (i.device if isinstance(i, torch.Tensor) else "cpu")

@@ -30,7 +30,7 @@ from .tables import COST_ONE, PRECISION
 
 __all__ = [
     "MAGIC", "VERSION", "STATE_LOW", "WORD_MASK", "LANE_QUANTUM", "MAX_LANES_PER_SEGMENT", "STATE_BUDGET",
-    "MAX_ESCAPE_BYTES", "HEADER", "HEADER_SIZE", "HEADER_CRC", "DIR_ENTRY", "Layout", "choose_layout",
+    "LAYOUT_RULES", "LAYOUT_RULE", "MAX_ESCAPE_BYTES", "HEADER", "HEADER_SIZE", "HEADER_CRC", "DIR_ENTRY", "Layout", "choose_layout",
     "layout_for", "override_layouts", "varint_encode", "varint_decode", "escape_section", "escape_values",
     "StreamInfo", "ParsedStream", "pack_stream", "parse_header", "parse_stream",
 ]
@@ -42,7 +42,11 @@ WORD_MASK = 0xFFFF
 LANE_QUANTUM = 32
 MAX_LANES_PER_SEGMENT = 1024
 #: The encoder keeps the final-state bytes near this fraction of the estimated payload.
-STATE_BUDGET = 0.01
+#: payload bytes per group of 32 lanes in each revision of the encoder's layout rule
+#: (FORMAT.md, 'Choosing the layout'); streams of every revision decode alike
+LAYOUT_RULES = {1: 12_800, 2: 51_200}
+LAYOUT_RULE = 2  # the revision encoders follow (a test pins 1 to compare with streams written under it)
+STATE_BUDGET = 4 * 32 / LAYOUT_RULES[LAYOUT_RULE]  # final lane states' share of the payload (0.25%)
 MAX_ESCAPE_BYTES = 5  # one escaped value takes at most 5 varint bytes (codes < 2**35)
 
 #: bytes 0..43: magic, version, precision, L, T, S, N, table id, escapes, escape bytes, escape CRC
@@ -91,8 +95,7 @@ def choose_layout(n: int, payload_bytes: int) -> Layout:
     """
     if n == 0:
         return Layout(LANE_QUANTUM, 0, 0)
-    # lanes_total = 32 * max(1, floor(payload * 0.01 / (4 * 32)))
-    groups = max(1, payload_bytes // (100 * 4 * LANE_QUANTUM))
+    groups = max(1, payload_bytes // LAYOUT_RULES[LAYOUT_RULE])
     groups = min(groups, -(-n // LANE_QUANTUM))  # no more lanes than symbols
     segs = -(-groups // (MAX_LANES_PER_SEGMENT // LANE_QUANTUM))
     lanes = LANE_QUANTUM * -(-groups // segs)

@@ -7,6 +7,12 @@ lane loops step by step and is the reference every other coder (the Triton GPU c
 must match byte for byte.  Names below follow the spec: ``L`` lanes per segment, ``T``
 steps per segment, ``S`` segments, ``N`` symbols.
 
+The same loops are compiled in C (``entropy/_ransc.c``, built by ``setup.py`` as
+``codec.entropy._ransc``; optional): where the build succeeded they serve by default,
+one symbol at a time, so that a stream's lane count costs no speed; ``native=False``
+(or ``CODEC_RANS_BACKEND=numpy``) runs the numpy loops instead.  Both write the same
+bytes (tests check it).
+
 The state of one lane is an integer in ``[2**16, 2**32)``; it is carried in numpy
 int64 so that products never overflow.  Padding positions of the layout are coded
 with the *identity row* (one symbol of frequency ``2**16``), which leaves a state
@@ -37,6 +43,25 @@ from .format import (  # noqa: F401  (re-exported: the format's names, as before
     parse_header,
 )
 from .tables import TOTAL, CDFTables
+
+try:  # the compiled lane loops (setup.py builds them where a C compiler is found)
+    from . import _ransc
+except ImportError:  # pragma: no cover - an install without the C core: numpy serves
+    _ransc = None
+
+
+def native_available() -> bool:
+    """Whether the compiled lane loops (``codec.entropy._ransc``) were built."""
+    return _ransc is not None
+
+
+def _use_native(native) -> bool:
+    if native is None:
+        return _ransc is not None
+    if native and _ransc is None:
+        raise RuntimeError("the compiled rANS coder (codec.entropy._ransc) was not built with this install; "
+                           "reinstall with a C compiler, or use the numpy coder")
+    return bool(native)
 
 
 # --------------------------------------------------------------------------------------
@@ -76,7 +101,7 @@ class _Prepared(fmt.StreamInfo):
     pos: np.ndarray = None  # int64 [N]: row * stride + symbol index (escape = row length), into cdf_flat
 
 
-def _prepare(symbols, indexes, view) -> _Prepared:
+def _prepare(symbols, indexes, view, native=None) -> _Prepared:
     v = _flat_int(symbols, "symbols")
     rows = _flat_int(indexes, "table_index")
     if v.shape != rows.shape:
@@ -88,6 +113,16 @@ def _prepare(symbols, indexes, view) -> _Prepared:
         raise ValueError(f"table_index must lie in 0..{view.R - 1}")
     if not _fits_int32(symbols) and (v.min() < -(1 << 31) or v.max() >= (1 << 31)):
         raise ValueError("symbols must fit in int32")
+    if _ransc is not None and native is not False:  # the same mapping and cost, in C
+        v, rows = np.ascontiguousarray(v), np.ascontiguousarray(rows)
+        pos, esc = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint8)
+        cost, n_esc = _ransc.prepare(v, rows, view.offsets, view.lengths, view.stride, view.cost_flat, pos, esc)
+        escapes = b""
+        if n_esc:
+            e = esc.view(bool)
+            r_e = rows[e]
+            escapes = fmt.escape_section(v[e] - view.offsets[r_e], view.lengths[r_e])
+        return _Prepared(n, escapes, n_esc, fmt.layout_for(n, cost, len(escapes)), pos=pos)
     s = v - view.offsets.take(rows)
     length = view.lengths.take(rows)
     esc = s.view(np.uint64) >= length.view(np.uint64)  # below the range wraps to a huge value
@@ -131,18 +166,22 @@ def _from_lane_matrix(m: np.ndarray, layout: Layout, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # encoder
 # --------------------------------------------------------------------------------------
-def encode_many(items, tables: CDFTables, layouts=None) -> list[bytes]:
+def encode_many(items, tables: CDFTables, layouts=None, native=None) -> list[bytes]:
     """Encode several ``(symbols, table_index)`` pairs; one stream each, one lane loop for all.
 
     ``layouts`` (optional, one :class:`Layout` or None per item) overrides the encoder's
     layout rule; any layout valid for the item's size is accepted (tests use this to
-    pin multi-segment streams in small files).
+    pin multi-segment streams in small files).  ``native``: the compiled loops (True),
+    the numpy ones (False) or the compiled ones where built (None).
     """
     view = tables.coder_view()
-    preps = [_prepare(s, i, view) for s, i in items]
+    native = _use_native(native)
+    preps = [_prepare(s, i, view, native) for s, i in items]
     fmt.override_layouts(preps, layouts)
     if not preps:
         return []
+    if native:
+        return [_encode_native(p, view, tables.id) for p in preps]
     T_max = max(p.layout.steps for p in preps)
     pos = _stack_lanes([(p.pos, p.layout) for p in preps], view.identity_row * view.stride)
     start = view.cdf_flat.take(pos)
@@ -184,6 +223,15 @@ def encode_many(items, tables: CDFTables, layouts=None) -> list[bytes]:
     return out
 
 
+def _encode_native(p: _Prepared, view, table_id: bytes) -> bytes:
+    L, T, S = p.layout.lanes, p.layout.steps, p.layout.segments
+    states = np.empty(S * L, dtype=np.uint32)
+    words = np.empty(p.n, dtype=np.uint16)
+    counts = np.empty(S, dtype=np.int64)
+    k = _ransc.encode(np.ascontiguousarray(p.pos, dtype=np.int64), view.cdf_flat, states, words, counts, L, T, S)
+    return _pack(p, states.astype("<u4", copy=False).reshape(S, L), words[:k], counts, table_id)
+
+
 def _pack(p: _Prepared, states, words, counts, table_id: bytes) -> bytes:
     """The stream from the lane loop's final states ``[S, L]`` and words (segment, step, lane order)."""
     words = words.astype("<u2")
@@ -198,8 +246,9 @@ def _pack(p: _Prepared, states, words, counts, table_id: bytes) -> bytes:
 # --------------------------------------------------------------------------------------
 # decoder
 # --------------------------------------------------------------------------------------
-def decode_many(streams, indexes, tables: CDFTables) -> list[np.ndarray]:
-    """Decode several streams (each with its table indexes); returns int32 arrays, flat."""
+def decode_many(streams, indexes, tables: CDFTables, native=None) -> list[np.ndarray]:
+    """Decode several streams (each with its table indexes); returns int32 arrays, flat.
+    ``native`` as for :func:`encode_many`."""
     view = tables.coder_view()
     parsed, item_rows = [], []
     for data, idx in zip(streams, indexes, strict=True):
@@ -212,6 +261,8 @@ def decode_many(streams, indexes, tables: CDFTables) -> list[np.ndarray]:
         item_rows.append(rows)
     if not parsed:
         return []
+    if _use_native(native):
+        return [_decode_native(p, r, view) for p, r in zip(parsed, item_rows)]
     T_max = max(p.layout.steps for p in parsed)
     rows = _stack_lanes([(r, p.layout) for p, r in zip(parsed, item_rows)], view.identity_row)
     seg_of_lane, x0, word_parts = [], [], []
@@ -300,16 +351,43 @@ def decode_many(streams, indexes, tables: CDFTables) -> list[np.ndarray]:
     for p, p_rows in zip(parsed, item_rows):
         L, T, S = p.layout.lanes, p.layout.steps, p.layout.segments
         b = a + S * L
-        sym = _from_lane_matrix(out[:T, a:b], p.layout, p.n).astype(np.int64)
+        results.append(_values(p, p_rows, _from_lane_matrix(out[:T, a:b], p.layout, p.n), view))
         a = b
-        length = view.lengths[p_rows]
-        esc = sym == length
-        n_esc = int(np.count_nonzero(esc))
-        if n_esc != p.escapes.size:
-            raise CorruptStreamError("escape count does not match the decoded symbols")
-        val = sym + view.offsets[p_rows]
-        if n_esc:
-            r_e = p_rows[esc]
-            val[esc] = fmt.escape_values(p.escapes, view.offsets[r_e], view.lengths[r_e])
-        results.append(val.astype(np.int32))
     return results
+
+
+_NATIVE_ERRORS = {1: "stream words run out before its symbols (corrupt data)",
+                  2: "stream words do not match its symbols (corrupt data)",
+                  3: "final lane states are wrong (corrupt data or wrong tables)",
+                  4: "escape count does not match the decoded symbols"}
+
+
+def _decode_native(p, rows: np.ndarray, view) -> np.ndarray:
+    L, T, S = p.layout.lanes, p.layout.steps, p.layout.segments
+    out = np.empty(p.n, dtype=np.int32)
+    esc = np.empty(p.escapes.size, dtype=np.int64)
+    err = _ransc.decode(np.ascontiguousarray(rows, dtype=np.int64), view.lut, view.cdf_flat, view.stride,
+                        view.offsets, view.lengths, np.ascontiguousarray(p.states, dtype=np.uint32),
+                        np.ascontiguousarray(p.words, dtype=np.uint16), np.ascontiguousarray(p.counts, dtype=np.int64),
+                        L, T, S, out, esc)
+    if err:
+        raise CorruptStreamError(_NATIVE_ERRORS[err])
+    if esc.size:
+        r_e = rows[esc]
+        out[esc] = fmt.escape_values(p.escapes, view.offsets[r_e], view.lengths[r_e])
+    return out
+
+
+def _values(p, p_rows: np.ndarray, sym: np.ndarray, view) -> np.ndarray:
+    """int32 values from the decoded symbol indexes ``sym`` (escapes from the escape section)."""
+    sym = sym.astype(np.int64)
+    length = view.lengths[p_rows]
+    esc = sym == length
+    n_esc = int(np.count_nonzero(esc))
+    if n_esc != p.escapes.size:
+        raise CorruptStreamError("escape count does not match the decoded symbols")
+    val = sym + view.offsets[p_rows]
+    if n_esc:
+        r_e = p_rows[esc]
+        val[esc] = fmt.escape_values(p.escapes, view.offsets[r_e], view.lengths[r_e])
+    return val.astype(np.int32)

@@ -1,0 +1,158 @@
+"""The compiled lane loops (entropy/_ransc.c) against the numpy reference coder: the same
+bytes for every table, size, layout and escape pattern, the same symbols back, and the
+same verdict on a stream that does not fit its tables."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codec import entropy as E
+from codec.entropy import rans
+
+if not rans.native_available():
+    if shutil.which("cc") or shutil.which("gcc"):  # a machine that can build it must have built it
+        pytest.fail("codec.entropy._ransc was not built although a C compiler is present "
+                    "(reinstall: pip install -e .)", pytrace=False)
+    pytest.skip("no C compiler here: the numpy coder serves alone", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    return E.gaussian_tables()
+
+
+def both(items, tables, layouts=None):
+    a = rans.encode_many(items, tables, layouts, native=False)
+    b = rans.encode_many(items, tables, layouts, native=True)
+    assert a == b
+    idx = [i for _, i in items]
+    for native in (False, True):
+        for (s, _), o in zip(items, rans.decode_many(a, idx, tables, native=native)):
+            np.testing.assert_array_equal(o, np.asarray(s).reshape(-1))
+    return a
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 6),
+    width=st.integers(1, 60),
+    n=st.integers(0, 5000),
+    seed=st.integers(0, 2**32 - 1),
+    spread=st.integers(0, 100),
+    lanes=st.sampled_from([None, 32, 64, 96, 1024]),
+    steps=st.integers(1, 200),
+)
+def test_same_bytes_as_numpy(rows, width, n, seed, spread, lanes, steps):
+    rng = np.random.default_rng(seed)
+    pmf = rng.dirichlet(np.ones(width + 1) * rng.uniform(0.05, 3), size=rows)
+    offsets = rng.integers(-50, 50, rows)
+    t = E.tables_from_pmf(pmf, np.full(rows, width), offsets)
+    idx = rng.integers(0, rows, n)
+    sym = offsets[idx] + rng.integers(-spread, width + spread, n)  # escapes on both sides
+    layout = None
+    if lanes is not None and n:
+        T = min(steps, -(-n // lanes))
+        layout = rans.Layout(lanes, T, -(-n // (T * lanes)))
+    both([(sym, idx)], t, [layout])
+
+
+def test_batches_segments_and_kodak_size(gauss):
+    rng = np.random.default_rng(3)
+    items = []
+    for n in (0, 1, 31, 33, 4096, 294_912):
+        idx = torch.from_numpy(rng.integers(0, 64, n))
+        sym = E.sample_symbols(gauss, idx, seed=n)
+        sym[::997] += 40_000  # escapes
+        items.append((sym, idx))
+    streams = both(items, gauss)
+    assert E.parse_header(streams[-1])["lanes"] * E.parse_header(streams[-1])["segments"] > 32
+    n = 20_000
+    idx = rng.integers(0, 64, n)
+    sym = E.sample_symbols(gauss, idx, seed=1)
+    for lay in [rans.Layout(32, 625, 1), rans.Layout(32, 1, 625), rans.Layout(1024, 3, 7), rans.Layout(96, 7, 30)]:
+        both([(sym, idx)], gauss, [lay])
+
+
+def _outcome(data, idx, tables, native):
+    try:
+        return rans.decode_many([data], [idx], tables, native=native)[0].tolist()
+    except E.StreamError as exc:
+        return type(exc).__name__
+
+
+def test_same_verdict_on_wrong_indexes(gauss):
+    """Decoding with table indexes the stream was not written with must fail in both
+    coders alike (words run out, words left over, wrong final states, wrong escapes)."""
+    rng = np.random.default_rng(11)
+    idx = rng.integers(0, 64, 3000)
+    sym = E.sample_symbols(gauss, idx, seed=11).numpy()
+    sym[::301] += 5000
+    data = rans.encode_many([(sym, idx)], gauss, native=False)[0]
+    verdicts = set()
+    for k in range(40):
+        wrong = idx.copy()
+        pick = rng.choice(idx.size, size=1 + k * 20, replace=False)
+        wrong[pick] = rng.integers(0, 64, pick.size)
+        a = _outcome(data, wrong, gauss, native=False)
+        assert a == _outcome(data, wrong, gauss, native=True)
+        verdicts.add(a if isinstance(a, str) else "decoded")
+    assert "CorruptStreamError" in verdicts
+
+
+def test_public_api_backends_agree(gauss, monkeypatch):
+    rng = np.random.default_rng(2)
+    idx = torch.from_numpy(rng.integers(0, 64, (8, 16, 16)))
+    sym = E.sample_symbols(gauss, idx, seed=2)
+    data = E.encode(sym, idx, gauss, backend="numpy")
+    assert E.encode(sym, idx, gauss, backend="native") == data == E.encode(sym, idx, gauss)
+    for backend in ("numpy", "native", None):
+        assert torch.equal(E.decode(data, idx, gauss, backend=backend), sym)
+    monkeypatch.setenv("CODEC_RANS_BACKEND", "numpy")
+    assert E.encode(sym, idx, gauss) == data
+    with pytest.raises(ValueError, match="unknown rANS backend"):
+        E.encode(sym, idx, gauss, backend="fortran")
+
+
+def _messages(data, idx, tables):
+    out = []
+    for native in (False, True):
+        try:
+            out.append(rans.decode_many([data], [idx], tables, native=native)[0].tolist())
+        except E.StreamError as exc:
+            out.append(str(exc))
+    return out
+
+
+def test_same_verdict_on_consistent_but_wrong_bodies(gauss):
+    """Streams whose CRCs hold but whose lane states or words were changed before packing
+    (what a buggy encoder could write): both coders reach the same verdict."""
+    rng = np.random.default_rng(4)
+    idx = rng.integers(0, 64, 5000)
+    sym = E.sample_symbols(gauss, idx, seed=4).numpy()
+    view = gauss.coder_view()
+    p = rans._prepare(sym, idx, view)
+    L, T, S = p.layout.lanes, p.layout.steps, p.layout.segments
+    states = np.empty(S * L, np.uint32)
+    words = np.empty(p.n, np.uint16)
+    counts = np.empty(S, np.int64)
+    k = rans._ransc.encode(p.pos, view.cdf_flat, states, words, counts, L, T, S)
+    words = words[:k]
+    seen = set()
+    for trial in range(60):
+        st_, w, c = states.copy(), words.copy(), counts.copy()
+        kind = trial % 3
+        if kind == 0:  # one final state changed
+            st_[rng.integers(0, st_.size)] ^= np.uint32(1 << int(rng.integers(0, 20)))
+        elif kind == 1:  # one word too many
+            w = np.append(w, np.uint16(rng.integers(0, 1 << 16)))
+            c[-1] += 1
+        else:  # one word changed
+            w[rng.integers(0, w.size)] ^= np.uint16(1 << int(rng.integers(0, 16)))
+        data = rans._pack(p, st_.reshape(S, L), w, c, gauss.id)
+        a, b = _messages(data, idx, gauss)
+        assert a == b
+        seen.add(a if isinstance(a, str) else "decoded")
+    assert len(seen - {"decoded"}) >= 2, seen
