@@ -251,7 +251,69 @@ out:
     return result;
 }
 
+/* decode_seq(rows int64[n], lut, cdf, stride, offsets, lengths, words uint16[], x, w,
+              out int64[n], esc out int64[n]) -> (x, w, escapes, err): the next n symbols of
+   a sequential stream (FORMAT.md section 8: one state, words in decode order) from
+   state x and word w on.  out[i] = symbol index + offsets[row]; the positions of
+   escape symbols go to esc (the caller reads their values); err 1: the words ran out. */
+static PyObject *decode_seq(PyObject *self, PyObject *args) {
+    Py_buffer rows, lut, cdf, offs, lens, words, outb, escb;
+    Py_ssize_t stride, w;
+    unsigned long long x0;
+    if (!PyArg_ParseTuple(args, "y*y*y*ny*y*y*Knw*w*", &rows, &lut, &cdf, &stride, &offs, &lens, &words, &x0, &w,
+                          &outb, &escb))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = rows.len / 8, nlut = lut.len / 2, ncdf = cdf.len / 8, nw = words.len / 2, rmax = nlut / TOTAL;
+    if (!need(&outb, n * 8, "out") || !need(&escb, n * 8, "esc") || !need(&offs, rmax * 8, "offsets") ||
+        !need(&lens, rmax * 8, "lengths") || stride < 1 || w < 0 || w > nw)
+        goto out;
+    const int64_t *Rw = (const int64_t *)rows.buf, *C = (const int64_t *)cdf.buf;
+    const int64_t *Off = (const int64_t *)offs.buf, *Len = (const int64_t *)lens.buf;
+    const uint16_t *U = (const uint16_t *)lut.buf, *W = (const uint16_t *)words.buf;
+    int64_t *O = (int64_t *)outb.buf, *Esc = (int64_t *)escb.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (Rw[i] < 0 || Rw[i] >= rmax || (Rw[i] + 1) * stride > ncdf) {
+            PyErr_SetString(PyExc_ValueError, "_ransc: a table row lies outside the tables");
+            goto out;
+        }
+    uint64_t x = x0;
+    Py_ssize_t ne = 0;
+    int err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t r = Rw[i];
+        uint64_t slot = x & 0xFFFF, sym = U[r * TOTAL + (int64_t)slot];
+        int64_t q = r * stride + (int64_t)sym;
+        uint64_t c = (uint64_t)C[q], f = (uint64_t)(C[q + 1] - C[q]);
+        x = f * (x >> 16) + slot - c;
+        if (x < STATE_LOW) {
+            if (w >= nw) {
+                err = 1;
+                break;
+            }
+            x = (x << 16) | W[w++];
+        }
+        if ((int64_t)sym == Len[r]) Esc[ne++] = i;
+        O[i] = (int64_t)sym + Off[r];
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("(Knni)", (unsigned long long)x, w, ne, err);
+out:
+    PyBuffer_Release(&rows);
+    PyBuffer_Release(&lut);
+    PyBuffer_Release(&cdf);
+    PyBuffer_Release(&offs);
+    PyBuffer_Release(&lens);
+    PyBuffer_Release(&words);
+    PyBuffer_Release(&outb);
+    PyBuffer_Release(&escb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"decode_seq", decode_seq, METH_VARARGS,
+     "decode_seq(rows, lut, cdf, stride, offsets, lengths, words, x, w, out, esc) -> (x, w, escapes, err)"},
     {"prepare", prepare, METH_VARARGS, "prepare(values, rows, offsets, lengths, stride, cost, pos, esc) -> (cost, escapes)"},
     {"encode", encode, METH_VARARGS, "encode(pos, cdf, states, words, counts, L, T, S) -> words written"},
     {"decode", decode, METH_VARARGS,

@@ -35,7 +35,7 @@ import torch
 from . import rans
 from .tables import TOTAL, CDFTables
 
-BACKEND_ENV = "CODEC_RANS_BACKEND"
+BACKEND_ENV = rans.BACKEND_ENV
 _triton_coder = None  # the module once imported; False when Triton is unusable
 _triton_error: Exception | None = None
 _gpu_checked: dict = {}  # device -> whether the GPU coder passed its self-check there

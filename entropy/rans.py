@@ -20,6 +20,7 @@ unchanged and emits or reads nothing, so every lane runs the same number of step
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,9 +56,13 @@ def native_available() -> bool:
     return _ransc is not None
 
 
+#: the environment variable that picks a coder (``native``, ``numpy``, ``triton``, ``auto``)
+BACKEND_ENV = "CODEC_RANS_BACKEND"
+
+
 def _use_native(native) -> bool:
-    if native is None:
-        return _ransc is not None
+    if native is None:  # where built, unless the environment asks for the numpy reference
+        return _ransc is not None and os.environ.get(BACKEND_ENV, "").strip().lower() != "numpy"
     if native and _ransc is None:
         raise RuntimeError("the compiled rANS coder (codec.entropy._ransc) was not built with this install; "
                            "reinstall with a C compiler, or use the numpy coder")

@@ -12,7 +12,10 @@ has one 32-bit state and a header of 16 to 28 bytes (state included), and
 >>> dec = SequentialDecoder(data, tables, n=len(values))
 >>> first = dec.decode(rows[:10]); rest = dec.decode(rows[10:]); dec.finish()
 
-CPU only (numpy and Python integers): the loop is inherently one symbol after another.
+CPU only: the loop is inherently one symbol after another.  It runs in C where the
+install built ``codec.entropy._ransc`` (the lane coder's compiled loops: a sequential
+stream is the lane coder's one-lane, one-segment body), else in Python integers;
+``native=False`` forces the Python loop (tests check both write and read the same bytes).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from array import array
 import numpy as np
 
 from . import format as fmt
+from . import rans as _rans
 from .errors import CorruptStreamError, StreamError, TableMismatchError
 from .tables import TOTAL, CDFTables
 
@@ -77,8 +81,9 @@ def _rows(rows, tables: CDFTables, n=None) -> np.ndarray:
     return r
 
 
-def encode_sequential(values, rows, tables: CDFTables) -> bytes:
-    """``values[n]`` coded with row ``rows[n]`` of ``tables``, to be decoded in order ``n = 0, 1, ...``."""
+def encode_sequential(values, rows, tables: CDFTables, native=None) -> bytes:
+    """``values[n]`` coded with row ``rows[n]`` of ``tables``, to be decoded in order ``n = 0, 1, ...``.
+    ``native``: the compiled loop (True), the Python one (False), the compiled one where built (None)."""
     v = _int64(values, "values")
     if v.size > MAX_SYMBOLS:
         raise StreamError(f"a sequential stream holds at most {MAX_SYMBOLS} symbols")
@@ -91,17 +96,24 @@ def encode_sequential(values, rows, tables: CDFTables) -> bytes:
     esc = (s < 0) | (s >= length)
     k = np.where(esc, length, s)
     pos = r * view.stride + k
-    freq, start = view.freq_flat[pos].tolist(), view.cdf_flat[pos].tolist()
     escapes = fmt.escape_section(s[esc], length[esc])
-    x, words = fmt.STATE_LOW, []
-    for f, c in zip(reversed(freq), reversed(start)):
-        if x >= f << 16:
-            words.append(x & 0xFFFF)
-            x >>= 16
-        x = (x // f << 16) + x % f + c
-    words.reverse()
+    if v.size and _rans._use_native(native):  # one lane, one segment, v.size steps
+        state, words, count = np.empty(1, np.uint32), np.empty(v.size, np.uint16), np.empty(1, np.int64)
+        k = _rans._ransc.encode(np.ascontiguousarray(pos, dtype=np.int64), view.cdf_flat, state, words, count,
+                                1, v.size, 1)
+        x, body = int(state[0]), words[:k].astype("<u2", copy=False).tobytes()
+    else:
+        freq, start = view.freq_flat[pos].tolist(), view.cdf_flat[pos].tolist()
+        x, words = fmt.STATE_LOW, []
+        for f, c in zip(reversed(freq), reversed(start)):
+            if x >= f << 16:
+                words.append(x & 0xFFFF)
+                x >>= 16
+            x = (x // f << 16) + x % f + c
+        words.reverse()
+        body = np.asarray(words, dtype="<u2").tobytes()
     head = FIXED.pack(VERSION, tables.id) + _varints([v.size, int(esc.sum()), len(escapes)])
-    return head + STATE.pack(x) + np.asarray(words, dtype="<u2").tobytes() + escapes
+    return head + STATE.pack(x) + body + escapes
 
 
 class SequentialDecoder:
@@ -109,8 +121,9 @@ class SequentialDecoder:
     Every header field is checked against the stream's length before anything is allocated;
     :meth:`finish` checks that the stream ended exactly where its symbols did."""
 
-    def __init__(self, data: bytes, tables: CDFTables, n: int):
+    def __init__(self, data: bytes, tables: CDFTables, n: int, native=None):
         data = bytes(data)
+        self._native = _rans._use_native(native)
         if len(data) < FIXED.size:
             raise CorruptStreamError(f"sequential stream too short ({len(data)} bytes)")
         version, tid = FIXED.unpack_from(data)
@@ -134,18 +147,24 @@ class SequentialDecoder:
         if self._x < fmt.STATE_LOW:
             raise CorruptStreamError("sequential stream: bad initial state")
         pos += STATE.size
-        self._words = array("H", data[pos:pos + body])
-        if array("H", b"\x01\x00")[0] != 1:  # big-endian host: the words are little-endian
-            self._words.byteswap()
+        if self._native:
+            self._words = np.frombuffer(data, dtype="<u2", count=body // 2, offset=pos).astype(np.uint16)
+        else:
+            self._words = array("H", data[pos:pos + body])
+            if array("H", b"\x01\x00")[0] != 1:  # big-endian host: the words are little-endian
+                self._words.byteswap()
         self._codes = fmt.varint_decode(data[pos + body:], n_esc).tolist()
         self._w = self._e = self._done = 0
         self.n, self.tables = n, tables
 
     def decode(self, rows) -> np.ndarray:
         """The next ``len(rows)`` values (int64), symbol ``i`` coded with row ``rows[i]``."""
-        r = _rows(rows, self.tables).tolist()
+        r = _rows(rows, self.tables)
         if self._done + len(r) > self.n:
             raise StreamError(f"asked for more than the stream's {self.n} symbols")
+        if self._native:
+            return self._decode_native(r)
+        r = r.tolist()
         lut, cdf, freq, lengths, offsets, stride = _view(self.tables)
         words, codes = self._words, self._codes
         x, w, e = self._x, self._w, self._e
@@ -175,6 +194,27 @@ class SequentialDecoder:
         if vals.size and (vals.min() < -(1 << 31) or vals.max() >= (1 << 31)):
             raise CorruptStreamError("escaped value out of int32 range")
         return vals
+
+    def _decode_native(self, r: np.ndarray) -> np.ndarray:
+        view = self.tables.coder_view()
+        out, esc = np.empty(r.size, np.int64), np.empty(r.size, np.int64)
+        x, w, ne, err = _rans._ransc.decode_seq(np.ascontiguousarray(r, dtype=np.int64), view.lut, view.cdf_flat,
+                                                view.stride, view.offsets, view.lengths, self._words, self._x,
+                                                self._w, out, esc)
+        if err:
+            raise CorruptStreamError("sequential stream ends early (corrupt or truncated)")
+        if ne:
+            if self._e + ne > len(self._codes):
+                raise CorruptStreamError("sequential stream: more escapes than announced")
+            code = np.asarray(self._codes[self._e:self._e + ne], dtype=np.int64)
+            rows = r[esc[:ne]]
+            out[esc[:ne]] = np.where(code & 1, view.offsets[rows] + view.lengths[rows] + (code >> 1),
+                                     view.offsets[rows] - 1 - (code >> 1))
+            if out.min() < -(1 << 31) or out.max() >= (1 << 31):
+                raise CorruptStreamError("escaped value out of int32 range")
+        self._x, self._w, self._e = x, w, self._e + ne
+        self._done += r.size
+        return out
 
     def finish(self) -> None:
         """Check that every symbol was decoded and the stream ended exactly there."""

@@ -156,3 +156,53 @@ def test_same_verdict_on_consistent_but_wrong_bodies(gauss):
         assert a == b
         seen.add(a if isinstance(a, str) else "decoded")
     assert len(seen - {"decoded"}) >= 2, seen
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 6),
+    width=st.integers(1, 60),
+    n=st.integers(0, 3000),
+    seed=st.integers(0, 2**32 - 1),
+    spread=st.integers(0, 100),
+    cuts=st.lists(st.integers(0, 3000), max_size=4),
+)
+def test_sequential_streams_same_bytes_and_batches(rows, width, n, seed, spread, cuts):
+    rng = np.random.default_rng(seed)
+    pmf = rng.dirichlet(np.ones(width + 1) * rng.uniform(0.05, 3), size=rows)
+    offsets = rng.integers(-50, 50, rows)
+    t = E.tables_from_pmf(pmf, np.full(rows, width), offsets)
+    idx = rng.integers(0, rows, n)
+    sym = offsets[idx] + rng.integers(-spread, width + spread, n)
+    data = E.encode_sequential(sym, idx, t, native=False)
+    assert E.encode_sequential(sym, idx, t, native=True) == data
+    bounds = [0, *sorted(min(c, n) for c in cuts), n]
+    for native in (False, True):  # decoded in batches, as an autoregressive model asks
+        dec = E.SequentialDecoder(data, t, n=n, native=native)
+        got = [dec.decode(idx[a:b]) for a, b in zip(bounds, bounds[1:])]
+        dec.finish()
+        np.testing.assert_array_equal(np.concatenate(got), sym)
+
+
+def test_sequential_bad_streams_same_verdict(gauss):
+    rng = np.random.default_rng(8)
+    idx = rng.integers(0, 64, 2000)
+    sym = E.sample_symbols(gauss, idx, seed=8).numpy()
+    sym[::97] += 9000
+    data = E.encode_sequential(sym, idx, gauss)
+    for trial in range(80):
+        bad = bytearray(data)
+        if trial % 2:
+            bad[rng.integers(9, len(bad))] ^= 1 << int(rng.integers(0, 8))
+        else:
+            bad = bad[: rng.integers(9, len(bad))]
+        verdicts = []
+        for native in (False, True):
+            try:
+                dec = E.SequentialDecoder(bytes(bad), gauss, n=idx.size, native=native)
+                out = dec.decode(idx)
+                dec.finish()
+                verdicts.append(out.tolist())
+            except E.StreamError as exc:
+                verdicts.append(type(exc).__name__)
+        assert verdicts[0] == verdicts[1]
