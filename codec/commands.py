@@ -168,6 +168,30 @@ def _run_many(pairs, one, quiet, what):
     return 0
 
 
+def _read_ahead(pairs, read):
+    """``read`` for a run over ``pairs`` (called in their order) that reads the next pair's
+    input in a thread while the caller codes the current one; its errors surface when
+    that input's turn comes."""
+    if len(pairs) < 2:
+        return read
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codec-read")
+    srcs, turn, ahead = [src for src, _ in pairs], [0], {}
+
+    def next_read(src):
+        i = turn[0]
+        turn[0] += 1
+        fut = ahead.pop(i, None)
+        if i + 1 < len(srcs):
+            ahead[i + 1] = pool.submit(read, srcs[i + 1])
+        else:
+            pool.shutdown(wait=False)
+        return fut.result() if fut is not None else read(src)
+
+    return next_read
+
+
 def _load_model(model_name, quality, device, medium="image"):
     """(model, quality as the model takes it); a warning on stderr for an untrained model."""
     import codec
@@ -247,8 +271,10 @@ def _encode(args) -> int:
     if med.NAME == "video":
         return _run_many(pairs, lambda src, dst: _encode_video(args, m, q, src, dst), args.quiet, "encode")
 
+    read = _read_ahead(pairs, lambda src: med.read(src, limit=args.max_pixels))
+
     def one(src, dst):
-        item = med.read(src, limit=args.max_pixels)
+        item = read(src)
         extra, bar = _picture_effort(args, m, spec, os.path.basename(src))
         try:
             with warnings.catch_warnings():

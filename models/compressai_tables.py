@@ -1,7 +1,8 @@
-"""Quantised CDF tables from CompressAI entropy models (the adapter between the two).
+"""Quantised CDF tables from the factorized density (`codec.models.layers.EntropyBottleneck`, or
+CompressAI's of the same name: the same parameters).
 
-``codec.entropy`` knows nothing of CompressAI; the models train with CompressAI's
-entropy models and code with ours, and this module turns the one into the other.
+``codec.entropy`` knows nothing of the networks; the models train with the learned
+density and code with integer tables, and this module turns the one into the other.
 """
 from __future__ import annotations
 

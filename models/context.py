@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from codec.models._compressai import conv
+from codec.models.layers import conv
 
 from codec import entropy
 from codec.models.integer import ACT_BITS, IntegerNet

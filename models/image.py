@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from codec.models._compressai import GDN, conv, deconv
+from codec.models.layers import GDN, conv, deconv
 
 from codec.models.context import ContextLatentCodec
 from codec.models.integer import exact_mode

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from codec.models._compressai import GDN
+from codec.models.layers import GDN
 
 ACT_BITS = 8  # fractional bits of activations: a real value v is carried as round(v * 2**8)
 WEIGHT_LIMIT = (1 << 12) - 1

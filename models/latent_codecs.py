@@ -3,7 +3,7 @@
 Composable pieces (after CompressAI's ``latent_codecs``):
 
 - :class:`FactorizedLatentCodec` - a learned factorized density per channel
-  (CompressAI ``EntropyBottleneck`` for training); codes ``round(y)``.
+  (the ``EntropyBottleneck`` of :mod:`codec.models.layers` for training); codes ``round(y)``.
 - :class:`GainLatentCodec` - variable rate around any of the others: ``y`` is scaled
   per channel by a learned gain before the inner codec and by a learned inverse gain
   after it (gain units, Cui et al. 2021), at a continuous quality between trained levels.
@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
-from codec.models._compressai import EntropyBottleneck, GaussianConditional
+from codec.models.layers import EntropyBottleneck, GaussianConditional
 
 from codec import entropy
 from codec.models.integer import ACT_BITS, IntegerNet

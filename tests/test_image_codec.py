@@ -274,3 +274,29 @@ def test_weights_ids_of_models_without_weights_are_stable():
     for (name, q), want in pinned.items():
         m = registry.load_model(name, q)
         assert not m.trained and m.weights_id.hex() == want, name
+
+
+def test_read_ahead_keeps_order_and_errors_in_turn():
+    """codec encode of several files reads the next input while it codes the current one:
+    results come in order, each read once, and a bad input fails at its own turn."""
+    import threading
+
+    from codec.commands import _read_ahead
+
+    pairs = [(f"f{i}", f"o{i}") for i in range(5)]
+    seen, threads = [], set()
+
+    def read(src):
+        seen.append(src)
+        threads.add(threading.current_thread().name.startswith("codec-read"))
+        if src == "f2":
+            raise ValueError("bad f2")
+        return src.upper()
+
+    r = _read_ahead(pairs, read)
+    assert r("f0") == "F0" and r("f1") == "F1"
+    with pytest.raises(ValueError, match="bad f2"):
+        r("f2")
+    assert r("f3") == "F3" and r("f4") == "F4"
+    assert sorted(seen) == [s for s, _ in pairs] and True in threads
+    assert _read_ahead(pairs[:1], read) is read
