@@ -24,6 +24,16 @@ def gauss():
     return E.gaussian_tables()
 
 
+def _random_case(rows, width, n, seed, spread):
+    """Random tables (Dirichlet rows), table indexes, and symbols that escape on both sides."""
+    rng = np.random.default_rng(seed)
+    pmf = rng.dirichlet(np.ones(width + 1) * rng.uniform(0.05, 3), size=rows)
+    offsets = rng.integers(-50, 50, rows)
+    t = E.tables_from_pmf(pmf, np.full(rows, width), offsets)
+    idx = rng.integers(0, rows, n)
+    return t, idx, offsets[idx] + rng.integers(-spread, width + spread, n)
+
+
 def both(items, tables, layouts=None):
     a = rans.encode_many(items, tables, layouts, native=False)
     b = rans.encode_many(items, tables, layouts, native=True)
@@ -46,12 +56,7 @@ def both(items, tables, layouts=None):
     steps=st.integers(1, 200),
 )
 def test_same_bytes_as_numpy(rows, width, n, seed, spread, lanes, steps):
-    rng = np.random.default_rng(seed)
-    pmf = rng.dirichlet(np.ones(width + 1) * rng.uniform(0.05, 3), size=rows)
-    offsets = rng.integers(-50, 50, rows)
-    t = E.tables_from_pmf(pmf, np.full(rows, width), offsets)
-    idx = rng.integers(0, rows, n)
-    sym = offsets[idx] + rng.integers(-spread, width + spread, n)  # escapes on both sides
+    t, idx, sym = _random_case(rows, width, n, seed, spread)
     layout = None
     if lanes is not None and n:
         T = min(steps, -(-n // lanes))
@@ -168,12 +173,7 @@ def test_same_verdict_on_consistent_but_wrong_bodies(gauss):
     cuts=st.lists(st.integers(0, 3000), max_size=4),
 )
 def test_sequential_streams_same_bytes_and_batches(rows, width, n, seed, spread, cuts):
-    rng = np.random.default_rng(seed)
-    pmf = rng.dirichlet(np.ones(width + 1) * rng.uniform(0.05, 3), size=rows)
-    offsets = rng.integers(-50, 50, rows)
-    t = E.tables_from_pmf(pmf, np.full(rows, width), offsets)
-    idx = rng.integers(0, rows, n)
-    sym = offsets[idx] + rng.integers(-spread, width + spread, n)
+    t, idx, sym = _random_case(rows, width, n, seed, spread)
     data = E.encode_sequential(sym, idx, t, native=False)
     assert E.encode_sequential(sym, idx, t, native=True) == data
     bounds = [0, *sorted(min(c, n) for c in cuts), n]
@@ -206,3 +206,31 @@ def test_sequential_bad_streams_same_verdict(gauss):
             except E.StreamError as exc:
                 verdicts.append(type(exc).__name__)
         assert verdicts[0] == verdicts[1]
+
+
+def test_an_install_without_the_c_core_writes_the_same_streams():
+    """Where the C core could not be built, ``import codec.entropy._ransc`` fails: the
+    numpy and Python loops must then serve every call and write the same bytes."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['codec.entropy._ransc'] = None\n"
+            "import numpy as np, torch\n"
+            "from codec import entropy as E\n"
+            "from codec.entropy import rans\n"
+            "assert not rans.native_available()\n"
+            "g = E.gaussian_tables(); rng = np.random.default_rng(6)\n"
+            "idx = torch.from_numpy(rng.integers(0, 64, 70000)); sym = E.sample_symbols(g, idx, seed=6)\n"
+            "sym[::999] += 3000\n"
+            "d = E.encode(sym, idx, g); assert torch.equal(E.decode(d, idx, g), sym)\n"
+            "s = E.encode_sequential(sym.numpy(), idx.numpy(), g)\n"
+            "assert (E.decode_sequential(s, idx.numpy(), g) == sym.numpy()).all()\n"
+            "sys.stdout.buffer.write(d + s)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    assert out.returncode == 0, out.stderr.decode()
+    g = E.gaussian_tables()
+    rng = np.random.default_rng(6)
+    idx = torch.from_numpy(rng.integers(0, 64, 70000))
+    sym = E.sample_symbols(g, idx, seed=6)
+    sym[::999] += 3000
+    assert out.stdout == E.encode(sym, idx, g, backend="native") + E.encode_sequential(sym.numpy(), idx.numpy(), g)
