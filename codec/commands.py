@@ -169,11 +169,13 @@ def _run_many(pairs, one, quiet, what):
 
 
 def _read_ahead(pairs, read):
-    """``read`` for a run over ``pairs`` (called in their order) that reads the next pair's
-    input in a thread while the caller codes the current one; its errors surface when
-    that input's turn comes."""
+    """``(read, close)`` for a run over ``pairs`` (``read`` called in their order): from the
+    second input on, each is read in a thread while the caller codes the one before (the
+    first is read before the thread starts, so two reads never overlap); errors surface
+    when that input's turn comes.  ``close()`` stops the thread (call it when the run ends,
+    however it ends)."""
     if len(pairs) < 2:
-        return read
+        return read, lambda: None
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codec-read")
@@ -183,13 +185,16 @@ def _read_ahead(pairs, read):
         i = turn[0]
         turn[0] += 1
         fut = ahead.pop(i, None)
-        if i + 1 < len(srcs):
-            ahead[i + 1] = pool.submit(read, srcs[i + 1])
-        else:
-            pool.shutdown(wait=False)
-        return fut.result() if fut is not None else read(src)
+        try:
+            return fut.result() if fut is not None and srcs[i] == src else read(src)
+        finally:  # the next read starts only once this one is over: never two at a time
+            if i + 1 < len(srcs):
+                ahead[i + 1] = pool.submit(read, srcs[i + 1])
 
-    return next_read
+    def close():
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    return next_read, close
 
 
 def _load_model(model_name, quality, device, medium="image"):
@@ -271,7 +276,7 @@ def _encode(args) -> int:
     if med.NAME == "video":
         return _run_many(pairs, lambda src, dst: _encode_video(args, m, q, src, dst), args.quiet, "encode")
 
-    read = _read_ahead(pairs, lambda src: med.read(src, limit=args.max_pixels))
+    read, close_reads = _read_ahead(pairs, lambda src: med.read(src, limit=args.max_pixels))
 
     def one(src, dst):
         item = read(src)
@@ -290,7 +295,10 @@ def _encode(args) -> int:
         return (f"{src} -> {dst}: {len(data)} bytes, {med.rate(len(data), item.info):.4f} {med.RATE_UNIT} "
                 f"({m.name} q{q:g}{how})")
 
-    return _run_many(pairs, one, args.quiet, "encode")
+    try:
+        return _run_many(pairs, one, args.quiet, "encode")
+    finally:
+        close_reads()
 
 
 def _encode_audio(args, m, q, src, dst) -> str:

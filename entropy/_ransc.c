@@ -214,8 +214,13 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t N = vals.len / 8, R1 = offs.len / 8, ncost = cost.len / 8;
-    if (rows.len < N * 8 || lens.len < R1 * 8 || !need(&posb, N * 8, "pos") || !need(&escb, N, "esc"))
+    if (!need(&rows, N * 8, "rows") || !need(&lens, R1 * 8, "lengths") || !need(&posb, N * 8, "pos") ||
+        !need(&escb, N, "esc"))
         goto out;
+    if (stride < 1) {
+        PyErr_SetString(PyExc_ValueError, "_ransc: bad stride");
+        goto out;
+    }
     const int64_t *V = (const int64_t *)vals.buf, *Rw = (const int64_t *)rows.buf;
     const int64_t *Off = (const int64_t *)offs.buf, *Len = (const int64_t *)lens.buf, *Cost = (const int64_t *)cost.buf;
     int64_t *P = (int64_t *)posb.buf;
@@ -266,8 +271,12 @@ static PyObject *decode_seq(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     Py_ssize_t n = rows.len / 8, nlut = lut.len / 2, ncdf = cdf.len / 8, nw = words.len / 2, rmax = nlut / TOTAL;
     if (!need(&outb, n * 8, "out") || !need(&escb, n * 8, "esc") || !need(&offs, rmax * 8, "offsets") ||
-        !need(&lens, rmax * 8, "lengths") || stride < 1 || w < 0 || w > nw)
+        !need(&lens, rmax * 8, "lengths"))
         goto out;
+    if (stride < 1 || w < 0 || w > nw) {
+        PyErr_SetString(PyExc_ValueError, "_ransc: bad stride or word position");
+        goto out;
+    }
     const int64_t *Rw = (const int64_t *)rows.buf, *C = (const int64_t *)cdf.buf;
     const int64_t *Off = (const int64_t *)offs.buf, *Len = (const int64_t *)lens.buf;
     const uint16_t *U = (const uint16_t *)lut.buf, *W = (const uint16_t *)words.buf;
@@ -325,4 +334,16 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ransc", "rANS lane loops in C (see rans.py)", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__ransc(void) { return PyModule_Create(&module); }
+/* ABI: what rans.py expects of this module; it falls back to numpy (with a warning) when a
+   stale build from older sources answers another number.  Bump it with every change to
+   the functions' arguments or results. */
+#define RANSC_ABI 1
+
+PyMODINIT_FUNC PyInit__ransc(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "ABI", RANSC_ABI) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

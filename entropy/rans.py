@@ -45,10 +45,22 @@ from .format import (  # noqa: F401  (re-exported: the format's names, as before
 )
 from .tables import TOTAL, CDFTables
 
+#: the interface of ``_ransc`` this module calls (``RANSC_ABI`` in ``_ransc.c``)
+RANSC_ABI = 1
+
 try:  # the compiled lane loops (setup.py builds them where a C compiler is found)
     from . import _ransc
 except ImportError:  # pragma: no cover - an install without the C core: numpy serves
     _ransc = None
+else:
+    if getattr(_ransc, "ABI", None) != RANSC_ABI:  # a build left over from older sources
+        import warnings
+
+        where = getattr(_ransc, "__file__", "?")
+        warnings.warn(f"codec.entropy._ransc ({where}) was built from other sources than this install's "
+                      "(reinstall: pip install -e .); the numpy coder serves, with the same bytes",
+                      RuntimeWarning, stacklevel=2)
+        _ransc = None
 
 
 def native_available() -> bool:
@@ -118,7 +130,7 @@ def _prepare(symbols, indexes, view, native=None) -> _Prepared:
         raise ValueError(f"table_index must lie in 0..{view.R - 1}")
     if not _fits_int32(symbols) and (v.min() < -(1 << 31) or v.max() >= (1 << 31)):
         raise ValueError("symbols must fit in int32")
-    if _ransc is not None and native is not False:  # the same mapping and cost, in C
+    if _use_native(native):  # the same mapping and cost, in C
         v, rows = np.ascontiguousarray(v), np.ascontiguousarray(rows)
         pos, esc = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint8)
         cost, n_esc = _ransc.prepare(v, rows, view.offsets, view.lengths, view.stride, view.cost_flat, pos, esc)

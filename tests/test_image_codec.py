@@ -293,10 +293,11 @@ def test_read_ahead_keeps_order_and_errors_in_turn():
             raise ValueError("bad f2")
         return src.upper()
 
-    r = _read_ahead(pairs, read)
+    r, close = _read_ahead(pairs, read)
     assert r("f0") == "F0" and r("f1") == "F1"
     with pytest.raises(ValueError, match="bad f2"):
         r("f2")
     assert r("f3") == "F3" and r("f4") == "F4"
+    close()
     assert sorted(seen) == [s for s, _ in pairs] and True in threads
-    assert _read_ahead(pairs[:1], read) is read
+    assert _read_ahead(pairs[:1], read)[0] is read

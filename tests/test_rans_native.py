@@ -234,3 +234,19 @@ def test_an_install_without_the_c_core_writes_the_same_streams():
     sym = E.sample_symbols(g, idx, seed=6)
     sym[::999] += 3000
     assert out.stdout == E.encode(sym, idx, g, backend="native") + E.encode_sequential(sym.numpy(), idx.numpy(), g)
+
+
+def test_a_stale_c_core_is_not_used():
+    """A ``_ransc`` built from older sources (another ABI number) is refused with a warning."""
+    import subprocess
+    import sys
+
+    code = ("import sys, types, warnings\n"
+            "sys.modules['codec.entropy._ransc'] = types.ModuleType('codec.entropy._ransc')\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    from codec.entropy import rans\n"
+            "assert not rans.native_available()\n"
+            "assert any('built from other sources' in str(x.message) for x in w), [str(x.message) for x in w]\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -18,6 +18,7 @@ import contextlib
 import math
 import numbers
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,9 @@ class Picture:
         import torch
 
         return torch.from_numpy(np.array(self.rgb)).to(device).permute(2, 0, 1)[None].float() / 255
+
+
+_PIL_LIMIT = threading.Lock()
 
 
 def default_max_pixels() -> int:
@@ -254,16 +258,17 @@ def _open(path, limit):
         raise InputError(f"no such file: {path}")
     if os.path.isdir(path):
         raise InputError(f"{path} is a directory, not an image")
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before any pixel is decoded
-    try:
-        img = Image.open(path)
-    except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+    with _PIL_LIMIT:  # Pillow's limit is a global: one open at a time changes it (codec encode reads ahead)
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before any pixel is decoded
+        try:
+            img = Image.open(path)
+        except UnidentifiedImageError:
+            raise InputError(f"{path} is not an image Pillow can read") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InputError(f"cannot read image {path}: {exc}") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
     with img:
         _check_pil(img, limit, path)
         yield img
