@@ -73,7 +73,10 @@ def constriction_coder():
 
 
 def run(repeat: int = 5) -> list[dict]:
-    from compressai.ans import RansDecoder, RansEncoder
+    try:
+        from compressai.ans import RansDecoder, RansEncoder
+    except ImportError:
+        raise SystemExit("this benchmark compares with CompressAI's rANS: pip install -e '.[bench]'") from None
 
     from codec.entropy import rans
 

@@ -61,7 +61,10 @@ def _fmt_rate(n, t):
 def run(repeat: int = 10, batch_items: int = 64, batch_total: int = 64 << 20, cpu_repeat: int = 1,
         skip_cpu_batch: bool = False, single: int = 1 << 20, device: str = "cuda") -> int:
     """Run and print the benchmark (``device="cpu"`` only for a smoke test under TRITON_INTERPRET=1)."""
-    from compressai.ans import RansDecoder, RansEncoder
+    try:
+        from compressai.ans import RansDecoder, RansEncoder
+    except ImportError:
+        raise SystemExit("this benchmark compares with CompressAI's rANS: pip install -e '.[bench]'") from None
 
     from codec import entropy as E
     from codec.entropy import rans

@@ -12,7 +12,7 @@ set -uo pipefail
 OUT=${OUT:?OUT must name the folder whose files come back}
 ls .whl/*.whl >/dev/null 2>&1 && pip install -q --no-deps .whl/*.whl
 pip install -q --no-deps --no-build-isolation -e . || exit 3
-python -c "import codec.models.image" || { echo "codec does not import (compressai missing? see pack.sh)"; exit 3; }
+python -c "import codec.models.image" || { echo "codec does not import"; exit 3; }
 nvidia-smi --query-gpu=name,memory.used --format=csv
 timeout -s TERM 510 python -m codec.training --config training/configs/context-vr-gpu.json 2>&1 | tail -40
 cp runs/context-vr-gpu/train.csv runs/context-vr-gpu/val.csv "$OUT"/ 2>/dev/null

@@ -6,8 +6,8 @@
 #
 # train/: Urban100 (half size) and the first 200 BSDS500 training pictures (McMaster stays
 # out: it is the held-out photo set); kodak/: kodim01-03 for the run's validation.
-# A compressai wheel for the device's Python (3.12) goes in .whl/ if one is at hand
-# (compressai builds C++ extensions: the cp311 one of this machine does not load there).
+# (Training and coding no longer import CompressAI, so the device needs no wheel of it; a
+# wheel put in .whl/ is still installed first by context-vr.sh.)
 set -euo pipefail
 SHARED=${1:?usage: bash tools/gpu/pack.sh SHARED_DATA_DIR}
 cd "$(dirname "$0")/../.."
