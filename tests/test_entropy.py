@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec import entropy as E
+from entropy_cases import random_case
 from codec.entropy import numerics, rans
 from codec.entropy.tables import TOTAL, TableError
 
@@ -468,12 +469,7 @@ def test_any_valid_layout_decodes(gauss):
     spread=st.integers(0, 80),
 )
 def test_property_random_tables(rows, width, n, seed, spread):
-    rng = np.random.default_rng(seed)
-    pmf = rng.dirichlet(np.ones(width + 1) * rng.uniform(0.05, 3), size=rows)
-    offsets = rng.integers(-50, 50, rows)
-    t = E.tables_from_pmf(pmf, np.full(rows, width), offsets)
-    idx = rng.integers(0, rows, n)
-    sym = offsets[idx] + rng.integers(-spread, width + spread, n)
+    t, idx, sym = random_case(rows, width, n, seed, spread)
     roundtrip(torch.from_numpy(sym), torch.from_numpy(idx), t)
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from codec import entropy as E
 from codec.entropy import rans
+from entropy_cases import random_case
 
 if not rans.native_available():
     if shutil.which("cc") or shutil.which("gcc"):  # a machine that can build it must have built it
@@ -22,16 +23,6 @@ if not rans.native_available():
 @pytest.fixture(scope="module")
 def gauss():
     return E.gaussian_tables()
-
-
-def _random_case(rows, width, n, seed, spread):
-    """Random tables (Dirichlet rows), table indexes, and symbols that escape on both sides."""
-    rng = np.random.default_rng(seed)
-    pmf = rng.dirichlet(np.ones(width + 1) * rng.uniform(0.05, 3), size=rows)
-    offsets = rng.integers(-50, 50, rows)
-    t = E.tables_from_pmf(pmf, np.full(rows, width), offsets)
-    idx = rng.integers(0, rows, n)
-    return t, idx, offsets[idx] + rng.integers(-spread, width + spread, n)
 
 
 def both(items, tables, layouts=None):
@@ -56,7 +47,7 @@ def both(items, tables, layouts=None):
     steps=st.integers(1, 200),
 )
 def test_same_bytes_as_numpy(rows, width, n, seed, spread, lanes, steps):
-    t, idx, sym = _random_case(rows, width, n, seed, spread)
+    t, idx, sym = random_case(rows, width, n, seed, spread)
     layout = None
     if lanes is not None and n:
         T = min(steps, -(-n // lanes))
@@ -173,7 +164,7 @@ def test_same_verdict_on_consistent_but_wrong_bodies(gauss):
     cuts=st.lists(st.integers(0, 3000), max_size=4),
 )
 def test_sequential_streams_same_bytes_and_batches(rows, width, n, seed, spread, cuts):
-    t, idx, sym = _random_case(rows, width, n, seed, spread)
+    t, idx, sym = random_case(rows, width, n, seed, spread)
     data = E.encode_sequential(sym, idx, t, native=False)
     assert E.encode_sequential(sym, idx, t, native=True) == data
     bounds = [0, *sorted(min(c, n) for c in cuts), n]
