@@ -1,15 +1,16 @@
 """Benchmark: time per image of ``codec.encode`` / ``codec.decode``, with the entropy stage
-split out, for the CPU (numpy) coder and, on CUDA, the GPU (Triton) coder.
+split out, for the CPU coder (its compiled loops where the install built them, else
+numpy) and, on CUDA, the GPU (Triton) coder.
 
     python -m codec.tools.bench_image_e2e [IMAGE ...] [--model NAME[@EFFORT] ...] [--quality Q] [--repeat 5]
 
 Default image: the bundled Kodak ``kodim23`` (768x512).  For each device present (the
-CPU; CUDA when there is one) and each coder that can serve it (``numpy`` everywhere;
+CPU; CUDA when there is one) and each coder that can serve it (the CPU coder everywhere;
 ``auto`` on CUDA, which is the GPU coder once it has passed its self-check), it times
 the whole public call (image in, bytes out and back) and the time spent inside
 ``codec.entropy.encode``/``decode`` (the entropy stage: symbols and indexes in, bytes
 out; with ``torch.cuda.synchronize`` around it on CUDA).  Best of ``--repeat`` after a
-warm-up.  The ratio column divides the numpy coder's time on the same device, measured
+warm-up.  The ratio column divides the CPU coder's time on the same device, measured
 in the same run, by the row's time (> 1: faster).  On one device every coder must
 write the same streams; the run fails if one does not.  With several ``--model`` s, the
 last column divides the first model's whole encode and decode times (same image, device
@@ -72,7 +73,7 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
     None (the default model)."""
     import codec
     from codec import entropy
-    from codec.entropy import coder, sequential
+    from codec.entropy import coder, rans, sequential
 
     models = model if isinstance(model, (list, tuple)) else [model]
 
@@ -89,7 +90,8 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
     try:
         for name, img in images:
             h, w = img.shape[:2]
-            runs = [(d, c, m) for d in devices for c in ["numpy"] + (["auto"] if d == "cuda" else []) for m in models]
+            cpu = "native" if rans.native_available() else "numpy"  # the CPU coder a user gets
+            runs = [(d, c, m) for d in devices for c in [cpu] + (["auto"] if d == "cuda" else []) for m in models]
             for dev, choice, label in runs:
                 model, _, effort = (label or "").partition("@")
                 model, extra = model or None, ({"effort": effort} if effort else {})
@@ -101,13 +103,13 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
                 t_dec, s_dec, _ = _time(lambda: codec.decode(data, device=dev), repeat, timer, cuda_any)
                 used = choice
                 if timer.used == {"sequential"}:  # (sequential streams: always the CPU's loop)
-                    used = "sequential" if choice == "numpy" else "sequential (auto)"
+                    used = "sequential" if choice != "auto" else "sequential (auto)"
                 elif choice == "auto":
-                    used = "triton" if coder._gpu_checked.get(str(torch.device(dev))) else "numpy (fallback)"
+                    used = "triton" if coder._gpu_checked.get(str(torch.device(dev))) else "CPU (fallback)"
                 # (streams may differ between devices: the float analysis transform rounds
                 # differently; on one device every coder must write the same bytes)
                 if (name, dev, label) in streams and streams[name, dev, label] != data:
-                    raise RuntimeError(f"{name}: the {used} coder on {dev} wrote other bytes than numpy")
+                    raise RuntimeError(f"{name}: the {used} coder on {dev} wrote other bytes than the CPU coder")
                 streams[name, dev, label] = data
                 rows.append({"image": name, "model": codec.load_model(model, quality, dev).name
                              + (f"@{effort}" if effort else ""),
@@ -125,7 +127,7 @@ def run(images, model=None, quality=None, repeat: int = 5) -> list[dict]:
 
 
 def _print(rows):
-    ref = {(r["image"], r["device"], r["model"]): r for r in rows if r["coder"] in ("numpy", "sequential")}
+    ref = {(r["image"], r["device"], r["model"]): r for r in rows if r["coder"] in ("native", "numpy", "sequential")}
     first = {}
     for r in rows:
         first.setdefault((r["image"], r["device"], r["backend"]), r)
