@@ -208,10 +208,7 @@ class SequentialDecoder:
                 raise CorruptStreamError("sequential stream: more escapes than announced")
             code = np.asarray(self._codes[self._e:self._e + ne], dtype=np.int64)
             rows = r[esc[:ne]]
-            out[esc[:ne]] = np.where(code & 1, view.offsets[rows] + view.lengths[rows] + (code >> 1),
-                                     view.offsets[rows] - 1 - (code >> 1))
-            if out.min() < -(1 << 31) or out.max() >= (1 << 31):
-                raise CorruptStreamError("escaped value out of int32 range")
+            out[esc[:ne]] = fmt.escape_values(code, view.offsets[rows], view.lengths[rows])
         self._x, self._w, self._e = x, w, self._e + ne
         self._done += r.size
         return out
