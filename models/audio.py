@@ -32,13 +32,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from codec import entropy
 from codec.models.integer import exact_mode
-from codec.models.latent_codecs import GainLatentCodec, HyperpriorLatentCodec, LatentCodecModel
+from codec.models.latent_codecs import GainLatentCodec, HyperpriorLatentCodec, LatentCodecModel, NoiseFill
 from codec.models.payload import FLAG_KEY, Payload, PayloadError, Section
 
 # CDF 9/7 lifting constants (Daubechies & Sweldens 1998)
 _ALPHA, _BETA, _GAMMA, _DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
 _ZETA = 1.149604398860241
+#: the smallest scale of the latents' Gaussian tables (in quantisation steps)
+MIN_SCALE = 0.02
 
 
 def _next(s):  # s[n + 1], with s[N] = s[N - 1] (whole-sample symmetric extension on the right)
@@ -96,6 +99,60 @@ class WaveletPacket(nn.Module):
         return c
 
 
+def compand(u, p):
+    """``sign(u) ((|u| + 1)^p - 1) / p``: slope 1 at 0, then a power law (MP3's and AAC's 3/4
+    power, here ``p`` per band): large coefficients get coarser steps than small ones."""
+    return torch.sign(u) * (torch.pow(u.abs() + 1, p) - 1) / p
+
+
+def expand(v, p):
+    """The inverse of :func:`compand`."""
+    return torch.sign(v) * (torch.pow(p * v.abs() + 1, 1 / p) - 1)
+
+
+class _Analysis(nn.Module):
+    """The analysis: ``y = v + branch(v)``, ``v`` the subbands scaled per band by a learned
+    step (``exp(log_scale)``) and companded (:func:`compand`, a learned power per band), the
+    branch a light convolutional net whose last layer starts at zero (so training starts
+    from a plain transform coder)."""
+
+    def __init__(self, bands: int, E: int, scale: float, power: float = 0.75):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.full((bands,), math.log(scale)))
+        # power p = 0.25 + 0.75 sigmoid(t): in (0.25, 1)
+        self.power_logit = nn.Parameter(torch.full((bands,), math.log((power - 0.25) / (1 - power))))
+        self.branch = nn.Sequential(nn.Conv1d(bands, E, 5, padding=2), nn.GELU(), nn.Conv1d(E, E, 3, padding=1),
+                                    nn.GELU(), nn.Conv1d(E, bands, 3, padding=1))
+        nn.init.zeros_(self.branch[-1].weight)
+        nn.init.zeros_(self.branch[-1].bias)
+
+    def power(self):
+        return (0.25 + 0.75 * torch.sigmoid(self.power_logit))[:, None]
+
+    def forward(self, c):
+        v = compand(c * torch.exp(self.log_scale)[:, None], self.power())
+        return v + self.branch(v)
+
+
+class _Synthesis(nn.Module):
+    """The synthesis: ``c = expand(y + branch(y)) * exp(-log_scale)``, the branch a heavier
+    residual net (its last layer starts at zero), the power and scale the analysis' ones."""
+
+    def __init__(self, analysis: _Analysis, N: int, blocks: int):
+        super().__init__()
+        self.analysis = [analysis]  # shares its log_scale (a list: not a second submodule)
+        b = analysis.log_scale.numel()
+        dil = [1, 3, 9, 1, 3, 9, 1, 3, 9][:blocks]
+        self.branch = nn.Sequential(nn.Conv1d(b, N, 3, padding=1), *[_Residual(N, d) for d in dil], nn.GELU(),
+                                    nn.Conv1d(N, b, 5, padding=2))
+        nn.init.zeros_(self.branch[-1].weight)
+        nn.init.zeros_(self.branch[-1].bias)
+
+    def forward(self, y):
+        a = self.analysis[0]
+        return expand(y + self.branch(y), a.power()) * torch.exp(-a.log_scale)[:, None]
+
+
 class _Residual(nn.Module):
     def __init__(self, ch: int, dilation: int):
         super().__init__()
@@ -125,8 +182,9 @@ class AudioModel(LatentCodecModel):
     modality = "audio"
     variable_rate = True
     quality = None
-    sample_rate = 32_000
-    multiple = 128  # samples: coded lengths are multiples of this (4 frames of 2**wavelet_levels)
+    sample_rate = 48_000  # the default; set per instance
+    #: samples: coded lengths are multiples of this (4 frames of 2**wavelet_levels; set per instance)
+    multiple = 1024
     # the model header: samples per channel (at sample_rate), channels, channel mode,
     # samples per chunk (hop), context samples on each side of a chunk
     _HEADER = struct.Struct("<QHBII")
@@ -134,28 +192,37 @@ class AudioModel(LatentCodecModel):
     #: channels beyond stereo are coded one by one; more than this is refused
     max_channels = 8
 
-    def __init__(self, M=24, N=192, E=128, levels=8, wavelet_levels=5, blocks=6, hyper=64, z=16,
-                 hop=320_000, context=1024):
+    def __init__(self, N=192, E=128, levels=8, wavelet_levels=8, blocks=6, hyper=64, z=16,
+                 hop=491_520, context=1536, scale=100.0, sample_rate=48_000):
         super().__init__()
-        self.M, self.levels = M, levels
+        if not 3 <= wavelet_levels <= 8:
+            raise ValueError("wavelet_levels must lie in 3..8")
+        self.sample_rate, self.levels = int(sample_rate), levels
         self.packet = WaveletPacket(wavelet_levels)
         b = self.packet.bands
+        self.M = b  # one latent channel per subband
         self.frame = b  # samples per latent frame
-        if 4 * b != self.multiple:  # the hyper-latent halves the frames twice
-            raise ValueError(f"wavelet_levels must be 5 (frames of {self.multiple // 4} samples)")
+        self.multiple = self.multiple_for(wavelet_levels)  # the hyper-latent halves the frames twice
         self.hop, self.context = hop, context
         if hop % self.multiple or context % (self.multiple // 2) or not 0 < context <= hop // 2:
             raise ValueError(f"hop must be a multiple of {self.multiple} and context of {self.multiple // 2}")
-        self.g_a = nn.Sequential(nn.Conv1d(b, E, 5, padding=2), nn.GELU(), nn.Conv1d(E, E, 3, padding=1),
-                                 nn.GELU(), nn.Conv1d(E, M, 3, padding=1))
-        dil = [1, 3, 9, 1, 3, 9][:blocks]
-        self.g_s = nn.Sequential(nn.Conv1d(M, N, 3, padding=1), *[_Residual(N, d) for d in dil], nn.GELU(),
-                                 nn.Conv1d(N, b, 5, padding=2))
-        h_a = nn.Sequential(_conv(M, hyper, 3), nn.ReLU(inplace=True), _conv(hyper, hyper, 5, 2),
+        self.g_a = _Analysis(b, E, scale)
+        self.g_s = _Synthesis(self.g_a, N, blocks)
+        # subband coefficients have no predictable sign: a scale hyperprior on |y|
+        h_a = nn.Sequential(_conv(b, hyper, 3), nn.ReLU(inplace=True), _conv(hyper, hyper, 5, 2),
                             nn.ReLU(inplace=True), _conv(hyper, z, 5, 2))
-        h_s = nn.Sequential(_deconv(z, hyper), nn.ReLU(inplace=True), _deconv(hyper, M * 3 // 2),
-                            nn.ReLU(inplace=True), _conv(M * 3 // 2, 2 * M, 3))
-        self.latent_codec = GainLatentCodec(HyperpriorLatentCodec(h_a, h_s, z, mean=True), M, levels)
+        h_s = nn.Sequential(_deconv(z, hyper), nn.ReLU(inplace=True), _deconv(hyper, b * 3 // 2),
+                            nn.ReLU(inplace=True), _conv(b * 3 // 2, b, 3))
+        # scales down to 0.02 steps, so that the noise fill can follow quiet passages
+        scales = entropy.default_scale_table(min_scale=MIN_SCALE)
+        inner = HyperpriorLatentCodec(h_a, h_s, z, mean=False, abs_input=True, scale_table=scales,
+                                      fill=NoiseFill(b, 0.25, floor=float(scales[0])))
+        self.latent_codec = GainLatentCodec(inner, b, levels)
+
+    @staticmethod
+    def multiple_for(wavelet_levels=8, **_) -> int:
+        """:attr:`multiple` of a model built with these kwargs (without building it)."""
+        return 4 << wavelet_levels
 
     # -- transforms -------------------------------------------------------------------
     def analysis(self, x):  # [B, 1, n] -> [B, M, 1, n / frame]
@@ -168,7 +235,9 @@ class AudioModel(LatentCodecModel):
         """Training: ``x`` ``[B, 1, n]`` (``n`` a multiple of :attr:`multiple`), ``quality`` a
         float or ``[B]`` -> ``{"x_hat", "likelihoods"}``."""
         out = self.latent_codec(self.analysis(x), quality)
-        return {"x_hat": self.synthesis(out["y_hat"]), "likelihoods": out["likelihoods"]}
+        # the synthesis sees the latents as coded (rounded, straight-through, and noise-filled);
+        # the rate, the noisy ones' likelihoods
+        return {"x_hat": self.synthesis(out["y_rounded"]), "likelihoods": out["likelihoods"]}
 
     @torch.no_grad()
     def synthesize(self, y_hat):

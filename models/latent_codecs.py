@@ -27,6 +27,8 @@ writes the same bytes either way.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -94,6 +96,46 @@ class FactorizedLatentCodec(nn.Module):
         return sym.to(device=device, dtype=torch.float32)
 
 
+def hash_noise(shape, device="cpu") -> torch.Tensor:
+    """Deterministic noise of unit variance (uniform on ``[-sqrt(3), sqrt(3))``), ``shape``:
+    element ``i`` (in C order) from a 32-bit integer hash of ``i`` (Wellons' ``lowbias32``,
+    its products split so that every intermediate fits in 49 bits): the same values on
+    every device and install."""
+    n = math.prod(shape)
+    x = torch.arange(n, dtype=torch.int64, device=device) + 0x9E3779B9
+    m32 = 0xFFFFFFFF
+
+    def mul(x, c):  # (x * c) mod 2**32, x < 2**32
+        return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & m32
+
+    x = x & m32
+    x = mul(x ^ (x >> 16), 0x7FEB352D)
+    x = mul(x ^ (x >> 15), 0x846CA68B)
+    x = x ^ (x >> 16)
+    u = (x >> 8).double() / float(1 << 24) - 0.5 + 0.5 / float(1 << 24)  # 24 bits: exact in float32
+    return (u * math.sqrt(12.0)).float().reshape(shape)
+
+
+class NoiseFill(nn.Module):
+    """Noise substitution for the latents quantised to their mean (symbol 0): the decoder
+    puts ``alpha_c * s * noise`` there, ``s`` the spread within one quantisation step of a
+    Gaussian of the predicted scale ``sigma`` above the scale floor (``t / sqrt(1 + 12 t^2)``,
+    ``t = sqrt(max(sigma^2 - floor^2, 0))``: nothing where the model predicts silence), noise
+    :func:`hash_noise` when coding (fresh uniform noise in training), ``alpha_c`` learned per
+    channel.  Restores the energy of what quantised to nothing (spectral holes in audio)."""
+
+    def __init__(self, channels: int, alpha: float = 0.5, floor: float = 0.11):
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.full((channels,), math.log(alpha)))
+        self.floor = float(floor)
+
+    def forward(self, zero, scales, noise):
+        t = torch.sqrt((scales.square() - self.floor ** 2).clamp_min(0) + 1e-12)
+        s = t / torch.sqrt(1 + 12 * t.square())
+        a = torch.exp(self.log_alpha).reshape(1, -1, *([1] * (scales.dim() - 2)))
+        return zero * (a * s * noise)
+
+
 class HyperpriorLatentCodec(nn.Module):
     """``y`` given a hyper-latent: scale hyperprior (``mean=False``) or mean-scale (``mean=True``)."""
 
@@ -101,14 +143,17 @@ class HyperpriorLatentCodec(nn.Module):
     int_store = torch.int32  # the dtype its integer networks' weights are stored in (IntegerNet.freeze)
 
     def __init__(self, h_a: nn.Module, h_s: nn.Sequential, z_channels: int, mean: bool,
-                 abs_input: bool = False, scale_table=None):
+                 abs_input: bool = False, scale_table=None, fill: NoiseFill | None = None):
         super().__init__()
         self.h_a, self.h_s = h_a, h_s
+        self.fill = fill
         self.mean, self.abs_input = mean, abs_input
         self.z = FactorizedLatentCodec(z_channels)
         scales = entropy.default_scale_table() if scale_table is None else np.asarray(scale_table)
         self.register_buffer("scale_table", torch.tensor(scales, dtype=torch.float32), persistent=False)
-        self.gaussian_conditional = GaussianConditional(scales.tolist())
+        # a table of its own sets the floor of the scales (the default table's is CompressAI's 0.11)
+        self.gaussian_conditional = GaussianConditional(scales.tolist(), **(
+            {} if scale_table is None else {"scale_bound": float(scales[0])}))
         self._scales = scales
         self.tables: entropy.CDFTables | None = None
         self.h_s_int: IntegerNet | None = None
@@ -129,7 +174,20 @@ class HyperpriorLatentCodec(nn.Module):
         scales, means = self._params(zo["y_hat"])
         y_hat, y_lik = self.gaussian_conditional(y, scales, means)
         y_rounded = ste_round(y - means) + means if means is not None else ste_round(y)
+        if self.fill is not None:
+            zero = (torch.round(y - means) == 0) if means is not None else (torch.round(y) == 0)
+            s = self.gaussian_conditional.lower_bound_scale(scales)
+            y_rounded = y_rounded + self.fill(zero, s, (torch.rand_like(y) - 0.5) * math.sqrt(12.0))
         return {"y_hat": y_hat, "y_rounded": y_rounded, "likelihoods": {"y": y_lik, "z": zo["likelihoods"]["y"]}}
+
+    def _filled(self, y_sym, levels, means):
+        """The decoded latents: symbols plus means, and the noise fill where a symbol is 0."""
+        y_hat = y_sym.double() + means if means is not None else y_sym.double()
+        y_hat = y_hat.float()
+        if self.fill is not None:
+            s = self.scale_table.to(levels.device)[levels.long()]
+            y_hat = y_hat + self.fill(y_sym == 0, s, hash_noise(tuple(y_sym.shape), y_sym.device))
+        return y_hat
 
     def aux_loss(self):
         return self.z.aux_loss()
@@ -183,12 +241,10 @@ class HyperpriorLatentCodec(nn.Module):
         levels, means = self.index_path(z_sym.to(y.device))
         if means is not None:
             y_sym = torch.round(y.double() - means).to(torch.int32)
-            y_hat = (y_sym.double() + means).float()
         else:
             y_sym = torch.round(y).to(torch.int32)
-            y_hat = y_sym.float()
         data = entropy.encode(y_sym, levels, self.tables)
-        return z_streams + [data], y_hat
+        return z_streams + [data], self._filled(y_sym, levels, means)
 
     def decompress(self, streams, y_shape, device="cpu"):
         if len(streams) != 2:
@@ -200,9 +256,7 @@ class HyperpriorLatentCodec(nn.Module):
         if tuple(levels.shape) != tuple(y_shape):
             raise ValueError(f"hyper-synthesis gives {tuple(levels.shape)}, expected {tuple(y_shape)}")
         y_sym = entropy.decode(streams[1], levels, self.tables).to(device)
-        if means is not None:
-            return (y_sym.double() + means).float()
-        return y_sym.float()
+        return self._filled(y_sym, levels.to(device), means)
 
 
 def interpolate_levels(table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:

@@ -158,10 +158,13 @@ MODELS: dict[str, ModelSpec] = {
                   quality=CONTINUOUS,
                   description="variable-rate mean-scale hyperprior with an ELIC-style context model (5 uneven "
                               "channel slices, checkerboard inside each), N=64 M=96; exact integer context path"),
-        ModelSpec("wavelet-audio", "audio", "codec.models.audio:AudioModel", dict(M=24, N=192, E=128, levels=8),
+        ModelSpec("wavelet-audio", "audio", "codec.models.audio:AudioModel",
+                  dict(N=192, E=128, levels=8, wavelet_levels=8, blocks=6, sample_rate=48000, hop=491_520,
+                       context=1536),
                   quality=CONTINUOUS,
-                  description="WaLLoC-style audio codec at 32 kHz: a 5-level CDF 9/7 wavelet packet around a "
-                              "shallow autoencoder, mean-scale hyperprior with gain units; continuous quality 1..8"),
+                  description="WaLLoC-style audio codec at 48 kHz: an 8-level CDF 9/7 wavelet packet (256 bands) "
+                              "around a shallow autoencoder with skips and a learned compander, scale hyperprior "
+                              "with noise fill and gain units; continuous quality 1..8"),
         ModelSpec("video-ip", "video", "codec.models.video:VideoModel", dict(N=64, M=96, levels=8),
                   quality=CONTINUOUS,
                   description="I/P-frame video codec: mean-scale I-frames; P-frames by overlapped half-pel block "

@@ -29,9 +29,10 @@ def _signal(rate, seconds, channels, seed=0):
 
 @pytest.fixture(scope="module")
 def small():
-    """A frozen model with short chunks (4096 samples, 256 of context) and random weights."""
+    """A frozen model with short chunks (4096 samples, 256 of context), a 5-level packet and
+    random weights."""
     torch.manual_seed(0)
-    m = AudioModel(hop=4096, context=256).eval()
+    m = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256).eval()
     m.latent_codec.init_gains([0.5 * 1.7 ** k for k in range(8)], ref=4)
     m.freeze()
     return m
@@ -65,9 +66,43 @@ def test_constant_signal_goes_to_the_lowest_band():
     assert float(c[:, 1:].abs().max()) < 1e-9 and float(c[:, 0].abs().min()) > 1
 
 
+def test_compander_is_invertible_and_coarser_for_large_coefficients():
+    from codec.models.audio import compand, expand
+
+    u = torch.linspace(-3000, 3000, 20001, dtype=torch.float64)
+    for p in (0.3, 0.75, 1.0):
+        pt = torch.tensor(p, dtype=torch.float64)
+        assert torch.allclose(expand(compand(u, pt), pt), u, rtol=1e-9, atol=1e-9)
+    v = compand(u, torch.tensor(0.75, dtype=torch.float64))
+    slope = (v[1:] - v[:-1]) / (u[1:] - u[:-1])
+    assert float(slope[10000]) == pytest.approx(1, abs=0.05) and float(slope[-1]) < 0.2
+
+
+def test_the_noise_fill_is_the_same_everywhere_and_silent_where_nothing_is_predicted():
+    from codec.models.latent_codecs import NoiseFill, hash_noise
+
+    n = hash_noise((4, 1000))
+    # pinned: a decoder on any install or device draws exactly these values
+    assert n.flatten()[:3].tolist() == [-1.7051515579223633, 0.42372754216194153, -1.628908634185791]
+    assert torch.equal(hash_noise((4, 1000)), n) and torch.equal(hash_noise((4000,))[:3], n.flatten()[:3])
+    assert abs(float(n.mean())) < 0.05 and float(n.var()) == pytest.approx(1, abs=0.05)
+    assert float(n.abs().max()) < 3 ** 0.5
+    if torch.cuda.is_available():
+        assert torch.equal(hash_noise((4, 1000), "cuda").cpu(), n)
+    fill = NoiseFill(2, alpha=0.5)
+    zero = torch.tensor([[[[True, True, False]], [[True, True, True]]]])
+    scales = torch.tensor([[[[0.11, 0.5, 0.5]], [[2.0, 0.11, 40.0]]]])
+    noise = torch.ones(1, 2, 1, 3)
+    with torch.no_grad():
+        out = fill(zero, scales, noise)
+    assert float(out[0, 0, 0, 0]) == pytest.approx(0, abs=1e-5)  # at the scale floor: silence stays silent
+    assert float(out[0, 0, 0, 2]) == 0  # a non-zero symbol gets no fill
+    assert 0 < float(out[0, 0, 0, 1]) < 0.5 * 12 ** -0.5 and float(out[0, 1, 0, 2]) < 0.5 * 12 ** -0.5 + 1e-6
+
+
 # ----------------------------------------------------------------------------- model and chunks
 def test_decoded_samples_equal_the_synthesis_of_the_coded_latents(small):
-    x = torch.from_numpy(_signal(small.sample_rate, 0.1, 1).samples)  # one chunk
+    x = torch.from_numpy(_signal(small.sample_rate, 0.08, 1).samples)  # one chunk (3840 samples)
     q = 3.5
     payload = small.compress(x, q)
     rec = small.decompress(payload, q)
@@ -80,7 +115,7 @@ def test_decoded_samples_equal_the_synthesis_of_the_coded_latents(small):
 
 
 def test_streaming_encoder_writes_the_same_bytes_for_any_blocks(small):
-    x = torch.from_numpy(_signal(small.sample_rate, 0.5, 2).samples)
+    x = torch.from_numpy(_signal(small.sample_rate, 16000 / small.sample_rate, 2).samples)
     ref = small.compress(x, 4.0)
     assert len({s.index for s in ref.sections}) == len(small.chunks(x.shape[1])) == 4
     assert [s.flags for s in ref.sections][:2] == [1, 0]
@@ -334,8 +369,8 @@ def test_a_small_stream_cannot_ask_for_much_work():
 
     m = registry.load_model(MODEL)
     data = codec.encode(_signal(8000, 0.5, 1))
-    n_model = A.resampled_length(10 ** 8, 8000, m.sample_rate)
-    tiny_hop = _repacked(data, samples=10 ** 8, header=m._HEADER.pack(n_model, 1, 1, 128, 64))
+    n_model = A.resampled_length(5 * 10 ** 7, 8000, m.sample_rate)
+    tiny_hop = _repacked(data, samples=5 * 10 ** 7, header=m._HEADER.pack(n_model, 1, 1, m.multiple, m.multiple // 2))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     with pytest.raises(CodecError, match="sections"):
@@ -346,7 +381,7 @@ def test_a_small_stream_cannot_ask_for_much_work():
         codec.decode(_repacked(data, rate=999))
     slow = _repacked(data, samples=4 * 10 ** 8, rate=1000,
                      header=m._HEADER.pack(A.resampled_length(4 * 10 ** 8, 1000, m.sample_rate), 1, 1, m.hop, m.context))
-    with pytest.raises(CodecError, match="model's 32000 Hz"):
+    with pytest.raises(CodecError, match="model's 48000 Hz"):
         codec.decode(slow)
 
 
@@ -367,7 +402,7 @@ def test_huge_or_odd_time_ranges_are_one_line_errors(tmp_path):
 
 def test_too_short_to_code_is_an_input_error():
     with pytest.raises(InputError, match="too short"):
-        codec.encode(np.zeros((1, 1), np.float32), sample_rate=96000)
+        codec.encode(np.zeros((1, 1), np.float32), sample_rate=192000)
 
 
 def test_decoding_a_folder_names_each_output_by_its_medium(tmp_path):

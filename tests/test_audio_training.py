@@ -11,7 +11,7 @@ import torch
 from codec.media import audio as A
 from codec.training.config import from_dict
 
-TINY = {"M": 8, "N": 32, "E": 16}
+TINY = {"wavelet_levels": 5, "N": 32, "E": 16}
 
 
 def _files(tmp_path):
@@ -42,11 +42,11 @@ def _config(tmp_path, files, **run):
 
 
 def test_audio_config_checks():
-    base = {"model": {"name": "wavelet-audio"}, "loss": {"metric": "mel"}, "data": {"crop": 16000}}
+    base = {"model": {"name": "wavelet-audio"}, "loss": {"metric": "mel"}, "data": {"crop": 16384}}
     from_dict(base)
     with pytest.raises(ValueError, match="loss.metric"):
         from_dict({**base, "loss": {"metric": "mse"}})
-    with pytest.raises(ValueError, match="multiple of 128"):
+    with pytest.raises(ValueError, match="multiple of 1024"):
         from_dict({**base, "data": {"crop": 16001}})
     with pytest.raises(ValueError, match="holdout"):
         from_dict({"model": {"name": "mean-scale-vr"}, "data": {"holdout": ["x.wav"]}})
@@ -82,7 +82,7 @@ def test_a_short_run_validates_by_real_coding_and_exports(tmp_path):
     s = export(tmp_path / "run", output=tmp_path / "w.safetensors")
     assert "kbps" in s["test"] and s["variable_rate"]
     m = registry.load_model("wavelet-audio", path=tmp_path / "w.safetensors")
-    assert m.trained and m.M == 8
+    assert m.trained and m.M == 32  # one latent channel per subband of the 5-level packet
     x = torch.from_numpy(A.resample(A.read(files[0]), m.sample_rate).samples)
     assert m.decompress(m.compress(x, 2.5), 2.5).shape == x.shape
     # resuming continues from the checkpoint (the step count goes on)

@@ -207,7 +207,10 @@ class Config:
             raise ValueError("data.holdout: a list of audio files (audio models only)")
         if not d.train or not all(isinstance(p, str) and p for p in d.train):
             raise ValueError("data.train: give one or more folders of images")
-        multiple = spec.arch_class().multiple
+        cls = spec.arch_class()
+        # a model whose crop multiple depends on its kwargs (audio: the packet's depth) says so
+        multiple = cls.multiple_for(**{**spec.kwargs, **m.arch_kwargs}) if hasattr(cls, "multiple_for") \
+            else cls.multiple
         if d.crop < multiple or d.crop % multiple:
             raise ValueError(f"data.crop: model '{m.name}' needs crops that are a multiple of {multiple}, "
                              f"got {d.crop}")

@@ -118,7 +118,7 @@ class AudioRDTask(RegistryModelTask):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         self.points = tuple((float(q), lam) for q, lam in enumerate(cfg.lambdas, start=1))
-        self.rate = self.spec.arch_class().sample_rate
+        self.rate = int(self.arch_kwargs.get("sample_rate", self.spec.arch_class().sample_rate))
         self.items, self.val_items, self.files = [], [], []
         self.mel = None
 

@@ -4,7 +4,7 @@
 #   bash tools/reports/audio/reproduce.sh /path/to/shared/data/audio
 #
 # The items are the files held out of wavelet-audio's training (data.holdout of
-# training/configs/wavelet-audio-cpu.json), by class (the folder under the audio root:
+# training/configs/wavelet-audio-cpu-2.json), by class (the folder under the audio root:
 # speech, music, environment), linked into one temporary folder per class.  Each class
 # is evaluated on its own (PESQ-WB and STOI exist for speech only), with Opus, AAC and MP3
 # measured in the same run as our model, then a report per class is written.
@@ -18,7 +18,7 @@ trap 'rm -rf "$TMP"' EXIT
 python - "$AUDIO" "$TMP" <<'PY'
 import json, os, sys
 audio, tmp = os.path.abspath(sys.argv[1]), sys.argv[2]
-cfg = json.load(open("training/configs/wavelet-audio-cpu.json"))
+cfg = json.load(open("training/configs/wavelet-audio-cpu-2.json"))
 for p in cfg["data"]["holdout"]:
     rel = p.split("data/audio/", 1)[1]
     cls = rel.split("/")[0]
