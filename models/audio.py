@@ -216,7 +216,7 @@ class AudioModel(LatentCodecModel):
         # scales down to 0.02 steps, so that the noise fill can follow quiet passages
         scales = entropy.default_scale_table(min_scale=MIN_SCALE)
         inner = HyperpriorLatentCodec(h_a, h_s, z, mean=False, abs_input=True, scale_table=scales,
-                                      fill=NoiseFill(b, 0.25, floor=float(scales[0])))
+                                      fill=NoiseFill(b, 0.25))
         self.latent_codec = GainLatentCodec(inner, b, levels)
 
     @staticmethod

@@ -120,17 +120,17 @@ class NoiseFill(nn.Module):
     """Noise substitution for the latents quantised to their mean (symbol 0): the decoder
     puts ``alpha_c * s * noise`` there, ``s`` the spread within one quantisation step of a
     Gaussian of the predicted scale ``sigma`` above the scale floor (``t / sqrt(1 + 12 t^2)``,
-    ``t = sqrt(max(sigma^2 - floor^2, 0))``: nothing where the model predicts silence), noise
+    ``t = sqrt(max(sigma^2 - floor^2, 0))``, ``floor`` the codec's smallest table scale:
+    nothing where the model predicts silence), noise
     :func:`hash_noise` when coding (fresh uniform noise in training), ``alpha_c`` learned per
     channel.  Restores the energy of what quantised to nothing (spectral holes in audio)."""
 
-    def __init__(self, channels: int, alpha: float = 0.5, floor: float = 0.11):
+    def __init__(self, channels: int, alpha: float = 0.5):
         super().__init__()
         self.log_alpha = nn.Parameter(torch.full((channels,), math.log(alpha)))
-        self.floor = float(floor)
 
-    def forward(self, zero, scales, noise):
-        t = torch.sqrt((scales.square() - self.floor ** 2).clamp_min(0) + 1e-12)
+    def forward(self, zero, scales, noise, floor: float):
+        t = torch.sqrt((scales.square() - floor ** 2).clamp_min(0) + 1e-12)
         s = t / torch.sqrt(1 + 12 * t.square())
         a = torch.exp(self.log_alpha).reshape(1, -1, *([1] * (scales.dim() - 2)))
         return zero * (a * s * noise)
@@ -177,7 +177,8 @@ class HyperpriorLatentCodec(nn.Module):
         if self.fill is not None:
             zero = (torch.round(y - means) == 0) if means is not None else (torch.round(y) == 0)
             s = self.gaussian_conditional.lower_bound_scale(scales)
-            y_rounded = y_rounded + self.fill(zero, s, (torch.rand_like(y) - 0.5) * math.sqrt(12.0))
+            y_rounded = y_rounded + self.fill(zero, s, (torch.rand_like(y) - 0.5) * math.sqrt(12.0),
+                                              float(self._scales[0]))
         return {"y_hat": y_hat, "y_rounded": y_rounded, "likelihoods": {"y": y_lik, "z": zo["likelihoods"]["y"]}}
 
     def _filled(self, y_sym, levels, means):
@@ -186,7 +187,8 @@ class HyperpriorLatentCodec(nn.Module):
         y_hat = y_hat.float()
         if self.fill is not None:
             s = self.scale_table.to(levels.device)[levels.long()]
-            y_hat = y_hat + self.fill(y_sym == 0, s, hash_noise(tuple(y_sym.shape), y_sym.device))
+            y_hat = y_hat + self.fill(y_sym == 0, s, hash_noise(tuple(y_sym.shape), y_sym.device),
+                                      float(self._scales[0]))
         return y_hat
 
     def aux_loss(self):

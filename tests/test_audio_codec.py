@@ -94,7 +94,7 @@ def test_the_noise_fill_is_the_same_everywhere_and_silent_where_nothing_is_predi
     scales = torch.tensor([[[[0.11, 0.5, 0.5]], [[2.0, 0.11, 40.0]]]])
     noise = torch.ones(1, 2, 1, 3)
     with torch.no_grad():
-        out = fill(zero, scales, noise)
+        out = fill(zero, scales, noise, 0.11)
     assert float(out[0, 0, 0, 0]) == pytest.approx(0, abs=1e-5)  # at the scale floor: silence stays silent
     assert float(out[0, 0, 0, 2]) == 0  # a non-zero symbol gets no fill
     assert 0 < float(out[0, 0, 0, 1]) < 0.5 * 12 ** -0.5 and float(out[0, 1, 0, 2]) < 0.5 * 12 ** -0.5 + 1e-6
