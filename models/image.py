@@ -8,6 +8,7 @@ its payload header.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import struct
@@ -36,9 +37,28 @@ def _analysis(N, M):
     return nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
 
 
-def _synthesis(N, M):
-    return nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-                         deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
+class ResidualBlock(nn.Module):
+    """``x + conv(relu(conv(x)))`` (3x3, ``N`` channels); the second convolution starts at
+    zero, so a block added to trained weights starts as the identity."""
+
+    def __init__(self, N: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(N, N, 3, padding=1)
+        self.conv2 = nn.Conv2d(N, N, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x):
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+def _synthesis(N, M, blocks: int = 0):
+    """Balle et al.'s synthesis; ``blocks`` residual blocks at half resolution, before the
+    last upsampling (named ``res0``, ... so that the other layers keep their names)."""
+    layers = [deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+              deconv(N, N), GDN(N, inverse=True)]
+    named = [(str(i), m) for i, m in enumerate(layers)] + [(f"res{i}", ResidualBlock(N)) for i in range(blocks)]
+    return nn.Sequential(collections.OrderedDict(named + [(str(len(layers)), deconv(N, 3))]))
 
 
 class ImageModel(LatentCodecModel):
@@ -271,8 +291,10 @@ class ContextMeanScale(ImageModel):
     multiple = 64
     variable_rate = True
 
-    def __init__(self, N=64, M=96, levels=8):
+    def __init__(self, N=64, M=96, levels=8, blocks=0):
         super().__init__(N, M)
+        if blocks:
+            self.g_s = _synthesis(N, M, blocks)
         self.levels = levels
         h_s = _mean_scale_synthesis(N, M)
         inner = ContextLatentCodec(_hyper_analysis(N, M), h_s, N, M)

@@ -28,6 +28,7 @@ class QualitySpec:
     hi: int = 8
     default: int = 4
     step: float | None = None
+    shared: bool = False  # whole levels served by one set of weights (a VQ model's codebook sizes)
 
     @property
     def continuous(self) -> bool:
@@ -70,7 +71,7 @@ class QualitySpec:
 
     def weights_key(self, quality):
         """Which weights serve ``quality``: its level, or None (one set for the whole range)."""
-        return None if self.continuous else self.check(quality)
+        return None if self.continuous or self.shared else self.check(quality)
 
     def describe(self) -> str:
         if self.continuous:
@@ -154,10 +155,15 @@ MODELS: dict[str, ModelSpec] = {
                   quality=CONTINUOUS,
                   description="variable-rate mean-scale hyperprior (gain units), N=64 M=96: one set of "
                               "weights, continuous quality 1..8"),
-        ModelSpec("context-vr", "image", _IMAGE + "ContextMeanScale", dict(N=64, M=96, levels=8),
+        ModelSpec("context-vr", "image", _IMAGE + "ContextMeanScale", dict(N=64, M=96, levels=8, blocks=0),
                   quality=CONTINUOUS,
                   description="variable-rate mean-scale hyperprior with an ELIC-style context model (5 uneven "
                               "channel slices, checkerboard inside each), N=64 M=96; exact integer context path"),
+        ModelSpec("vq-f16", "image", "codec.models.vq:VQModel", dict(N=64, levels=8, D=4),
+                  quality=QualitySpec(lo=1, hi=4, default=2, shared=True),
+                  description="VQ tokenizer at 1/16 of the picture's size: FSQ codebook of 8^4 = 4096 entries, "
+                              "k-means codebooks of 64/256/1024/4096 entries for qualities 1..4, categorical prior; "
+                              "for very low rates"),
         ModelSpec("wavelet-audio", "audio", "codec.models.audio:AudioModel",
                   dict(N=192, E=128, levels=8, wavelet_levels=8, blocks=6, sample_rate=48000, hop=491_520,
                        context=1536),
@@ -250,7 +256,7 @@ def _arch_kwargs(spec: ModelSpec, meta: dict) -> dict:
             extra = json.loads(meta["arch_kwargs"])
         except json.JSONDecodeError:
             extra = None
-        if not isinstance(extra, dict) or any(k not in spec.kwargs or not isinstance(v, int) or v < 1
+        if not isinstance(extra, dict) or any(k not in spec.kwargs or not isinstance(v, int) or v < (0 if k == "blocks" else 1)
                                               or (k == "levels" and v != spec.kwargs[k])
                                               for k, v in extra.items()):
             raise ValueError(f"weights for model '{spec.name}' have invalid arch_kwargs metadata: "

@@ -53,6 +53,24 @@ def test_codec_round_trip_and_rate_order(name):
     assert info["chroma"].startswith(("4:2:0", "4:4:4")) and info["bits_counted"]
 
 
+@pytest.mark.parametrize("name", ["webp-down2", "avif-down4"])
+def test_downscaled_baselines_code_a_small_picture_and_upscale_it(name):
+    """The very-low-rate baselines: the picture's size in a 4-byte header, a classical file
+    of the downscaled picture; decoding gives the full size back, fewer bytes than the
+    full-size codec at the same setting and a blurrier picture."""
+    codec, quals = make_codec(name)
+    full, _ = make_codec(name.split("-")[0])
+    img = smooth_image(90, 131, seed=4)
+    data = codec.encode(img, 50)
+    assert int.from_bytes(data[:2], "little") == 131 and int.from_bytes(data[2:4], "little") == 90
+    out = codec.decode(data, img)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    ref = full.encode(img, 50)
+    assert len(data) < len(ref)
+    assert 20 < metrics.psnr_rgb(img, out) < metrics.psnr_rgb(img, full.decode(ref, img))
+    assert "downscaled" in codec.info()["settings"] and codec.key == name
+
+
 def test_hevc_rejects_tiny_images_clearly():
     codec, _ = make_codec("hevc-intra")
     with pytest.raises(CodecError, match="at least 16x16"):
@@ -506,3 +524,26 @@ def test_another_medium_through_eval_bdrate_and_report(tmp_path, capsys):
     assert (rep / "rd-snr.png").exists() and (rep / "rd-max-error.png").exists()
     md = (rep / "report.md").read_text()
     assert "BD-rate SNR cubic" in md and "kbit/s range" in md and "bpp" not in md and "PSNR" not in md
+
+
+def test_crops_show_each_codec_near_one_rate(dataset, tmp_path):
+    """python -m codec.tools.crops: per codec, the point nearest the rate is coded again and
+    its crop tiled beside the original's; bad boxes and existing outputs are clean errors."""
+    from codec.tools import crops
+
+    out = tmp_path / "res"
+    evaluate(dataset, ["jpeg:10,80", "webp-down2:5,50"], out, jobs=1, progress=False, log=lambda m: None)
+    res = json.loads((out / "jpeg.json").read_text())
+    q, r = crops.nearest_quality(res, "a.png", 100.0)
+    assert q == 80 and r == max(res["per_image"]["a.png"]["bpp"])
+    png = tmp_path / "c.png"
+    assert crops.main([str(out), "--data", str(dataset), "--image", "a.png", "--bpp", "0.5", "--box", "10,20,64,48",
+                       "-o", str(png)]) == 0
+    im = np.asarray(Image.open(png))
+    assert im.shape[1] == 4 * 64 and im.shape[0] > 48  # original + two codecs in a row of four, labels below
+    assert np.array_equal(im[:48, :64], np.asarray(Image.open(dataset / "a.png").convert("RGB"))[20:68, 10:74])
+    assert crops.main([str(out), "--data", str(dataset), "--image", "a.png", "--bpp", "0.5", "--box", "10,20,64,48",
+                       "-o", str(png)]) == 2  # exists: no --force
+    assert crops.main([str(out), "--data", str(dataset), "--image", "a.png", "--bpp", "0.5", "--box", "150,20,64,48",
+                       "-o", str(tmp_path / "d.png")]) == 2
+    assert not (tmp_path / "d.png").exists()

@@ -19,7 +19,14 @@ from pictures import smooth_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::codec.api.UntrainedModelWarning")
 # the transform models (the INR model, fitted per picture, has its own tests: test_inr.py)
-MODELS = [n for n in registry.list_models() if registry.MODELS[n].modality == "image" and not registry.MODELS[n].fitted]
+def _transform_codec(name) -> bool:  # the latent-codec image models (not the INR and VQ ones: tests of their own)
+    from codec.models.image import ImageModel
+
+    spec = registry.MODELS[name]
+    return spec.modality == "image" and not spec.fitted and issubclass(spec.arch_class(), ImageModel)
+
+
+MODELS = [n for n in registry.list_models() if _transform_codec(n)]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

@@ -306,6 +306,65 @@ def test_frozen_parameters_stay_as_they_were(images, tmp_path):
         train(C.from_dict(d), quiet=True)
 
 
+def test_decoder_fine_tuning_on_the_rounded_latent(images, tmp_path):
+    """model.synthesis_input = "rounded" with g_a and the latent codec frozen: only the
+    synthesis (and a residual block added to it) learns, from the decoder's rounded latent;
+    the block starts as the identity, so the model starts as the weights it was given."""
+    from codec.training.tasks.image_rd import RDForward
+
+    torch.manual_seed(0)
+    start, _ = build_model("context-vr", {"N": 8, "M": 12})
+    start.latent_codec.init_gains(C.LAMBDAS["mse"], ref=4)
+    with_block, _ = build_model("context-vr", {"N": 8, "M": 12, "blocks": 1})
+    assert set(start.state_dict()) < set(with_block.state_dict())
+    missing, unexpected = with_block.load_state_dict(start.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("g_s.res0.") for k in missing)
+    x = torch.rand(1, 3, 64, 64)
+    start.train(), with_block.train()
+    q = torch.tensor([4.0])
+    torch.manual_seed(1)
+    a = RDForward(start, rounded=True)(x, q)
+    torch.manual_seed(1)
+    b = RDForward(with_block, rounded=True)(x, q)
+    assert torch.equal(a["x_hat"], b["x_hat"])  # (the block's last convolution starts at zero)
+    torch.manual_seed(1)
+    lc = start.latent_codec(start.g_a(x), q)
+    assert torch.allclose(a["x_hat"], start.g_s(lc["y_rounded"]))  # the decoder's latent, not the noisy one
+    assert not torch.allclose(a["x_hat"], start.g_s(lc["y_hat"]))
+
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in start.state_dict().items()}, str(tmp_path / "init.safetensors"))
+    frozen = ["g_a", "latent_codec"]
+    d = tiny_config(images, tmp_path / "run", model={"name": "context-vr", "quality": 4, "arch_kwargs": {"N": 8, "M": 12, "blocks": 1},
+                                                     "init": str(tmp_path / "init.safetensors"), "synthesis_input": "rounded"},
+                    optim={"frozen": frozen}, data={"val": None}, run={"steps": 3})
+    train(C.from_dict(d), quiet=True)
+    after = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    for k, v in start.state_dict().items():
+        if k.startswith(("g_a.", "latent_codec.")):
+            assert torch.equal(after[k], v), k
+    assert not torch.equal(after["g_s.6.weight"], start.state_dict()["g_s.6.weight"])
+    assert after["g_s.res0.conv2.weight"].abs().sum() > 0
+    from codec.training.export import export
+    w = export(tmp_path / "run", output=tmp_path / "w.safetensors")
+    assert w["arch_kwargs"]["blocks"] == 1
+    m = registry.load_model("context-vr", path=tmp_path / "w.safetensors")  # (the block from the metadata)
+    assert isinstance(m.g_s.res0, torch.nn.Module)
+    p = m.compress(x, 3.0, effort="fast")
+    y_hat = m.latent_codec.compress(m.g_a(x), 3.0)[1]
+    assert torch.equal(m.decompress(p, 3.0), m.synthesize(y_hat))
+    # a weights file exported again: the same model at fp32, a half-size one at fp16
+    again = export(tmp_path / "w.safetensors", output=tmp_path / "again.safetensors")
+    assert again["weights_id"] == w["weights_id"] and again["step"] == w["step"]
+    half = export(tmp_path / "w.safetensors", output=tmp_path / "half.safetensors", half=True)
+    assert half["dtype"] == "fp16" and half["file_bytes"] < w["file_bytes"]
+    meta = registry.load_model("context-vr", path=tmp_path / "half.safetensors").metadata
+    assert "w.safetensors" in meta["source"] and meta["loss"] == m.metadata["loss"]
+    d["model"]["synthesis_input"] = "rounding"
+    with pytest.raises(ValueError, match="model.synthesis_input"):
+        C.from_dict(d)
+
+
 # ----------------------------------------------------------------------------- DDP
 def _free_port() -> int:
     with socket.socket() as s:

@@ -67,8 +67,8 @@ def run_train(args) -> int:
     res = train(cfg, resume=args.resume, stop_at=args.stop_at, quiet=args.quiet)
     if res.model is not None and not args.quiet and int(__import__("os").environ.get("RANK", "0")) == 0:
         t = res.train or {}
-        rate = "bpp" if "bpp" in t else "kbps"
-        msg = f"step {res.step}" + (f": loss {t['loss']:.4f}, {t[rate]:.4f} {rate}" if t else "")
+        rate = next((k for k in ("bpp", "kbps") if k in t), None)  # (a VQ tokenizer trains without a rate)
+        msg = f"step {res.step}" + (f": loss {t['loss']:.4f}" + (f", {t[rate]:.4f} {rate}" if rate else "") if t else "")
         if res.val and "psnr" in res.val:
             msg += f"; validation (real coding) {res.val['bpp']:.4f} bpp, {res.val['psnr']:.2f} dB"
         elif res.val:
@@ -131,7 +131,8 @@ def register_export(sub) -> None:
         "codec.models.registry.load_model(NAME, Q, path=...). --install puts it where load_model(NAME, Q) and "
         "'codec encode' find it.")
     p.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", default=None,
-                   help="a .pt checkpoint, or a run folder (its best.pt)")
+                   help="a .pt checkpoint, or a run folder (its best.pt), or an exported weights file "
+                        "(.safetensors, e.g. to store it again with --half)")
     p.add_argument("-o", "--output", help="output file or folder (default: beside the checkpoint)")
     p.add_argument("--half", action="store_true", help="store the float weights as fp16 (half the size)")
     p.add_argument("--quality", type=int, help="quality to register it as (default: the config's; not for "

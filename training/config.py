@@ -49,6 +49,10 @@ class ModelConfig:
     init: typing.Optional[str] = None  # start from these weights: a training checkpoint (.pt, its "model")
     # or a weights file (.safetensors); parameters it lacks (e.g. the gains of a variable-rate
     # model started from a fixed-rate one) keep their initialisation
+    synthesis_input: str = "noisy"  # image models: what g_s sees in training: "noisy" (the latent plus
+    # uniform noise, as the rate sees it) or "rounded" (the decoder's rounded latent, straight-through;
+    # with optim.frozen = ["g_a", "latent_codec"] that is decoder fine-tuning on the coded latent,
+    # Guo et al. 2021's "soft then hard")
 
 
 @dataclass
@@ -58,7 +62,10 @@ class LossConfig:
     lambdas: typing.Optional[list] = None  # variable-rate models: one lambda per level (null: LAMBDAS[metric]);
     # each training crop gets a random quality in [1, levels] and the log-interpolated lambda
     aux_weight: float = 1.0  # weight of the quantile (auxiliary) loss of factorized densities
-    mse_weight: float = 1000.0  # audio ("mel"): weight of the waveform MSE beside the log-mel distance
+    mse_weight: float = 1000.0  # audio ("mel"): weight of the waveform MSE beside the log-mel distance;
+    # VQ models: the loss is mse_weight * MSE + ssim_weight * (1 - MS-SSIM) + commit_weight * commitment
+    ssim_weight: float = 0.0
+    commit_weight: float = 1.0
 
 
 @dataclass
@@ -224,6 +231,7 @@ class Config:
         if d.val_limit is not None:
             _positive("data.val_limit", d.val_limit)
         _choice("data.resident", d.resident, ("disk", "memory", "device"))
+        _choice("model.synthesis_input", self.model.synthesis_input, ("noisy", "rounded"))
         if not o.lr > 0 or not o.aux_lr > 0:
             raise ValueError("optim.lr and optim.aux_lr: must be > 0")
         if o.clip_norm < 0 or o.weight_decay < 0:

@@ -80,9 +80,9 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
     src = Path(checkpoint)
     if src.is_dir() and (src / "best.pt").is_file():
         src = src / "best.pt"
-    ck = load_checkpoint(src)
+    ck = _weights_as_checkpoint(src) if src.suffix == ".safetensors" else load_checkpoint(src)
     task = ck.get("task", "image-rd")
-    if task not in ("image-rd", "audio-rd"):
+    if task not in ("image-rd", "audio-rd", "vq"):
         raise ValueError(f"{ck['path']} is a checkpoint of task '{task}', not of a registry model")
     arch = ck["arch"]
     name = arch["name"]
@@ -131,12 +131,16 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
         "description": spec.description if kwargs == spec.kwargs else
         f"{spec.description.split(',')[0]}, trained at {', '.join(f'{k}={v}' for k, v in kwargs.items())}",
     }
-    keys = ("step", "quality", "images", "bpp", "psnr", "ms_ssim") if task == "image-rd" else \
+    keys = ("step", "quality", "images", "bpp", "psnr", "ms_ssim", "utilisation") if task in ("image-rd", "vq") else \
         ("step", "quality", "seconds_audio", "kbps", "mel", "si_sdr", "snr")
     if val.get("per_quality"):
         meta["validation"] = json.dumps([{k: r.get(k) for k in keys if k in r} for r in val["per_quality"]])
     elif val:
         meta["validation"] = json.dumps({k: val.get(k) for k in keys if k in val})
+    if "weights_metadata" in ck:  # a weights file exported again (e.g. at fp16): what it said of its training
+        old = ck["weights_metadata"]
+        meta.update({k: old[k] for k in ("loss", "validation", "config_sha256") if k in old})
+        meta["source"] = f"{src.name} ({old.get('dtype', '?')}, from {old.get('source', '?')})"
     save_weights(model, dst, meta, half=half, force=True)
 
     # -- check: load it as a coder would, and code a picture (a sound) twice --------------
@@ -165,6 +169,39 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
         raise RuntimeError(f"exported weights {dst} do not code repeatably")
     return {**summary, "test": f"{8 * p1.nbytes / size ** 2:.3f} bpp, "
             f"{psnr_rgb(to_8bit(x_hat[0]), to_8bit(x[0])):.2f} dB"}
+
+
+def _weights_as_checkpoint(path: Path) -> dict:
+    """A weights file (``.safetensors`` of an image or audio model) as the checkpoint export
+    reads: its float weights, architecture and step (so that ``codec export W.safetensors
+    --half`` stores the same model at fp16, its coding state rebuilt from the rounded weights)."""
+    from safetensors import safe_open
+
+    from codec.models import registry
+
+    if not path.is_file():
+        raise ValueError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("frozen.")}
+    except Exception as exc:
+        raise ValueError(f"cannot read weights {path}: {exc}") from None
+    name = meta.get("name")
+    try:
+        spec = registry.get_spec(name)
+    except KeyError:
+        raise ValueError(f"{path}: its metadata names no known model ({name!r})") from None
+    if spec.modality == "video" or spec.fitted:
+        raise ValueError(f"{path}: model '{name}' is not exported from training weights this way")
+    q = meta.get("quality", "")
+    quality = int(q) if q.isdigit() else spec.quality.default
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    task = "audio-rd" if spec.modality == "audio" else getattr(spec.arch_class(), "training_task", None) or "image-rd"
+    loss = json.loads(meta.get("loss", "{}") or "{}")
+    return {"path": str(path), "task": task, "step": int(meta.get("step", 0)), "model": state,
+            "arch": {"name": name, "quality": quality, "arch_kwargs": json.loads(meta.get("arch_kwargs", "{}"))},
+            "config": {"model": {"name": name, "quality": quality}, "loss": loss}, "weights_metadata": meta}
 
 
 def _lmbda(cfg: dict):

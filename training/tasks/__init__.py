@@ -10,6 +10,9 @@ validation.  One file per objective:
 - :mod:`~codec.training.tasks.image_rd` -- rate-distortion training of a registry image
   model on random crops of folders of pictures, validated by really coding pictures
   (``codec train``);
+- :mod:`~codec.training.tasks.vq` -- a VQ tokenizer (``vq-f16``): reconstruction and
+  commitment losses, EMA codebook, utilisation and perplexity logged, validated by coding
+  pictures at every codebook size;
 - :mod:`~codec.training.tasks.fit_picture` -- fits a small coordinate network to ONE
   picture (a per-item fit, as an INR codec's encoder would run it) and reports the
   fitted PSNR.
@@ -224,6 +227,10 @@ def task_for(cfg) -> Task:
         from codec.training.tasks.audio_rd import AudioRDTask
 
         return AudioRDTask(cfg)
+    if getattr(cfg.spec.arch_class(), "training_task", None) == "vq":
+        from codec.training.tasks.vq import VQTask
+
+        return VQTask(cfg)
     from codec.training.tasks.image_rd import ImageRDTask
 
     return ImageRDTask(cfg)

@@ -22,6 +22,7 @@ then one row per level.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -41,23 +42,24 @@ class RDForward(nn.Module):
     """What one training step computes: ``{"x_hat", "likelihoods", "aux"}``.
 
     With ``amp_dtype`` the analysis and synthesis transforms run under autocast; the
-    latent codec (hyper-transforms, densities, likelihoods) stays in fp32.
+    latent codec (hyper-transforms, densities, likelihoods) stays in fp32.  ``rounded``:
+    the synthesis sees the latent rounded as the decoder will have it (straight-through)
+    instead of the noisy one (``model.synthesis_input``).
     """
 
-    def __init__(self, model: nn.Module, amp_dtype=None):
+    def __init__(self, model: nn.Module, amp_dtype=None, rounded: bool = False):
         super().__init__()
-        self.model, self.amp_dtype = model, amp_dtype
+        self.model, self.amp_dtype, self.rounded = model, amp_dtype, rounded
 
     def forward(self, x, quality=None):
         m = self.model
-        if self.amp_dtype is None:
-            out = m(x, quality)
-            return {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"], "aux": m.aux_loss()}
-        with torch.autocast(x.device.type, dtype=self.amp_dtype):
+        amp = (torch.autocast(x.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
+               else contextlib.nullcontext())
+        with amp:
             y = m.g_a(x)
         lc = m.latent_codec(y.float(), *m._q(quality))
-        with torch.autocast(x.device.type, dtype=self.amp_dtype):
-            x_hat = m.g_s(lc["y_hat"])
+        with amp:
+            x_hat = m.g_s(lc["y_rounded" if self.rounded else "y_hat"])
         return {"x_hat": x_hat.float(), "likelihoods": lc["likelihoods"], "aux": m.aux_loss()}
 
 
@@ -140,8 +142,7 @@ class ImageRDTask(RegistryModelTask):
     def build(self, ctx: Context, init: bool) -> nn.Module:
         cfg = self.cfg
         model, _ = build_model(cfg.model.name, cfg.model.arch_kwargs)
-        if self.continuous:
-            model.latent_codec.init_gains([lam for _, lam in self.points], ref=cfg.model.quality)
+        self.start(model)
         if cfg.model.init is not None and init:
             n_in, n_kept = init_weights(model, cfg.model.init)
             log(f"initialised {n_in} tensors from {cfg.model.init} ({n_kept} kept their initialisation)",
@@ -149,8 +150,14 @@ class ImageRDTask(RegistryModelTask):
         self.model = model
         return model
 
+    def start(self, model: nn.Module) -> None:
+        """What a new model gets before any weights are loaded: a variable-rate model's gains
+        from the levels' lambdas."""
+        if self.continuous:
+            model.latent_codec.init_gains([lam for _, lam in self.points], ref=self.cfg.model.quality)
+
     def forward_module(self, ctx: Context) -> nn.Module:
-        return RDForward(self.model, ctx.amp_dtype)
+        return RDForward(self.model, ctx.amp_dtype, rounded=self.cfg.model.synthesis_input == "rounded")
 
     # -- one step -------------------------------------------------------------------
     def draw(self, n: int, device):
