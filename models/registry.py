@@ -162,7 +162,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("vq-f16", "image", "codec.models.vq:VQModel", dict(N=64, levels=8, D=4),
                   quality=QualitySpec(lo=1, hi=4, default=2, shared=True),
                   description="VQ tokenizer at 1/16 of the picture's size: FSQ codebook of 8^4 = 4096 entries, "
-                              "k-means codebooks of 64/256/1024/4096 entries for qualities 1..4, categorical prior; "
+                              "k-means codebooks of 64/256/1024/2048 entries for qualities 1..4, checkerboard context prior; "
                               "for very low rates"),
         ModelSpec("wavelet-audio", "audio", "codec.models.audio:AudioModel",
                   dict(N=192, E=128, levels=8, wavelet_levels=8, blocks=6, sample_rate=48000, hop=491_520,

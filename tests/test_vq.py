@@ -1,5 +1,6 @@
-"""The VQ tokenizer codec (``vq-f16``): FSQ codebook, k-means codebooks per quality, a
-categorical prior, streams through files, training with utilisation logged."""
+"""The VQ tokenizer codec (``vq-f16``): FSQ codebook, k-means codebooks per quality, the
+checkerboard token prior (exact integer ranks), streams through files, training with
+utilisation logged."""
 from __future__ import annotations
 
 import subprocess
@@ -14,7 +15,7 @@ import codec
 from codec import entropy
 from codec.models import registry
 from codec.models.payload import Payload, PayloadError, Section
-from codec.models.vq import FSQ, SIZES, VQModel, weighted_kmeans
+from codec.models.vq import FSQ, SIZES, VQModel, ranks, schedule, token_symbols, unrank, weighted_kmeans
 
 from pictures import smooth_image
 
@@ -27,14 +28,59 @@ def picture(h=80, w=112, seed=0):
 
 
 def tiny(seed=0, skew=True):
-    """A small vq model, frozen; with ``skew`` its usage is uneven (as a trained one's is)."""
+    """A small vq model, its prior fitted on a few smooth pictures, frozen; with ``skew`` its
+    usage is uneven (as a trained one's is)."""
     torch.manual_seed(seed)
     m = VQModel(N=16)
     if skew:
         m.quantizer.usage.copy_(torch.softmax(3 * torch.randn(m.K), 0))
     m.eval()
+    m.fit_prior([picture(96, 128, seed=s) for s in (20, 21)])
     m.freeze()
     return m
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 6), (5, 1), (2, 2), (4, 4), (5, 7), (9, 8), (16, 3)])
+def test_schedule_visits_every_token_once_after_its_neighbours(h, w):
+    seen = np.zeros(h * w, dtype=bool)
+    phases = schedule(h, w)
+    assert phases[0][1] is None and 0 in phases[0][0]
+    for pos, nb in phases:
+        assert not seen[pos].any()
+        if nb is not None:
+            assert nb.shape == (pos.size, 4)
+            assert ((nb >= 0).sum(1) >= 1).all()  # every predicted token has a decoded neighbour
+            assert seen[nb[nb >= 0]].all()
+        seen[pos] = True
+    assert seen.all()
+
+
+def test_ranks_and_unrank_are_inverse_with_ties():
+    rng = np.random.default_rng(0)
+    points = rng.integers(-4, 5, size=(300, 4))
+    points[10] = points[11] = points[12]  # equal points: ties go to the lower index
+    for _ in range(3):
+        tot = rng.integers(-12, 13, size=(2500, 4))
+        cnt = rng.integers(1, 5, size=2500)
+        tokens = rng.integers(0, 300, size=2500)
+        tokens[:3] = (10, 11, 12)
+        r = ranks(points, tot, cnt, tokens)
+        assert r.min() >= 0 and r.max() < 300
+        assert np.array_equal(unrank(points, tot, cnt, r), tokens)
+    # rank 0 is the nearest entry to the prediction
+    tot, cnt = points[[5, 7]] * 2, np.array([2, 2])
+    assert list(unrank(points, tot, cnt, np.zeros(2, dtype=np.int64))) == [min(np.flatnonzero((points == points[i]).all(1))) for i in (5, 7)]
+
+
+@pytest.mark.parametrize("quality", [1, 2, 3, 4])
+def test_any_token_grid_round_trips_through_the_token_stream(quality):
+    m = tiny()
+    k = SIZES[quality - 1]
+    rng = np.random.default_rng(quality)
+    for h, w in ((1, 1), (3, 5), (8, 9)):
+        grid = torch.from_numpy(rng.integers(0, k, size=(h, w)))
+        data = m.encode_tokens(grid, quality)
+        assert torch.equal(m.decode_tokens_stream(data, quality, h, w), grid)
 
 
 def test_fsq_indexes_name_grid_entries_and_every_entry_is_reachable():
@@ -78,23 +124,43 @@ def test_roundtrip_decodes_the_tokenizers_own_tokens(quality):
     out = m.decompress(p, quality)
     assert out.shape == (1, 3, 80, 112)
     assert torch.equal(out, m.synthesize_tokens(tok, quality))
-    if quality == 4:  # the full codebook: FSQ's own rounding
-        assert torch.equal(tok, m.quantizer(m.encoder(x))[1][0])
+    # each token is the codebook entry nearest to the encoder's bounded output there
+    u = m.quantizer.bound(m.encoder(x))[0].permute(1, 2, 0)  # [h, w, D]
+    c = m.centres[quality - 1]
+    d = (u[:, :, None, :].double() - c.double()).pow(2).sum(-1)
+    best = d.min(-1).values
+    assert torch.allclose(d.gather(-1, tok[..., None]).squeeze(-1), best, rtol=0, atol=1e-6)
 
 
 def test_the_prior_earns_its_keep_over_fixed_length_indexes():
-    """A prior fitted to the tokens' usage (as training fits it) codes them in fewer bytes
-    than log2(K) bits a token, at every quality; a uniform usage costs about log2(K)."""
+    """Fitted on pictures, the prior codes their tokens in fewer bytes than log2(K) bits a
+    token at every quality; and the context is what pays: a grid of one repeated token
+    costs almost nothing, the same tokens shuffled (the same histogram) cost much more."""
     m = tiny(skew=False)
-    x = torch.cat([picture(256, 256, seed=s) for s in (2, 3)], 3)
-    fixed = [x.shape[-2] * x.shape[-1] / 256 * np.log2(k) / 8 for k in SIZES]
-    uniform = [len(m.compress(x, q).sections[0].data) for q in range(1, 5)]
-    _, idx, _, _ = m.quantizer(m.encoder(x))
-    m.quantizer.usage.copy_(torch.bincount(idx.reshape(-1), minlength=m.K).float() / idx.numel())
+    with torch.no_grad():  # spread the tokens over the codebook, as a trained encoder does
+        m.encoder[-1].weight.mul_(20)
+    pics = [picture(256, 256, seed=s) for s in (2, 3)]
+    m.fit_prior(pics)
     m.freeze()
-    fitted = [len(m.compress(x, q).sections[0].data) for q in range(1, 5)]
-    for q in range(4):
-        assert fitted[q] < fixed[q] <= uniform[q] + 40, (q + 1, fitted, fixed, uniform)
+    fixed = [2 * 256 * np.log2(k) / 8 for k in SIZES]
+    fitted = [sum(len(m.compress(x, q).sections[0].data) for x in pics) for q in range(1, 5)]
+    for q in range(1, 5):
+        assert fitted[q - 1] < fixed[q - 1], (q, fitted, fixed)
+        tok = m.tokens(pics[0], q)
+        assert tok.unique().numel() > 8
+        flat = torch.full_like(tok, int(tok[0, 0]))
+        shuffled = tok.reshape(-1)[torch.randperm(tok.numel(), generator=torch.Generator().manual_seed(0))]
+        n_flat, n_tok = len(m.encode_tokens(flat, q)), len(m.encode_tokens(tok, q))
+        n_shuffled = len(m.encode_tokens(shuffled.reshape(tok.shape), q))
+        assert n_flat < n_tok < n_shuffled, (q, n_flat, n_tok, n_shuffled)
+
+
+def test_fit_prior_and_freeze_need_pictures():
+    m = VQModel(N=16).eval()
+    with pytest.raises(RuntimeError, match="fit_prior"):
+        m.freeze()
+    with pytest.raises(ValueError, match="2x2 tokens"):
+        m.fit_prior([picture(16, 16)])
 
 
 def test_frozen_state_round_trips_through_weights_files(tmp_path):
@@ -107,9 +173,10 @@ def test_frozen_state_round_trips_through_weights_files(tmp_path):
     for q in (1, 4):
         assert m2.compress(x, q).sections[0].data == m.compress(x, q).sections[0].data
         assert torch.equal(m2.decompress(m.compress(x, q), q), m.decompress(m.compress(x, q), q))
-    bad = {**m.frozen_state(), "frozen.centres.0": torch.zeros(63, 4)}
-    with pytest.raises(ValueError, match="centres 0"):
-        VQModel(N=16).load_frozen(bad)
+    for key, value in (("frozen.centres.0", torch.zeros(63, 4)), ("frozen.points.1", torch.zeros(256, 4)),
+                       ("frozen.edges.2", torch.tensor([3, 2]))):
+        with pytest.raises(ValueError, match="codebook"):
+            VQModel(N=16).load_frozen({**m.frozen_state(), key: value})
 
 
 def test_bad_payloads_and_qualities_are_clear_errors():
@@ -222,7 +289,7 @@ def test_usage_tool_counts_codebook_entries_and_the_priors_saving(tmp_path, caps
     for r in rows:
         used = len({int(t) for p in pics for t in m.tokens(p.tensor("cpu"), r["quality"]).reshape(-1)})
         assert r["utilisation"] == pytest.approx(used / r["size"]) and 1 <= r["perplexity"] <= used
-        assert r["fixed_bytes"] == pytest.approx(48 * np.log2(r["size"]) / 8)
+        assert r["fixed_bytes"] == pytest.approx(48 * np.log2(r["size"]) / 8) and r["no_context_bytes"] > 0
     for i, s in enumerate((5, 6)):
         Image.fromarray(smooth_image(64, 96, s)).save(tmp_path / f"{i}.png")
     assert vq_usage.main([str(tmp_path)]) == 0

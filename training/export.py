@@ -113,9 +113,18 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
         with torch.no_grad():
             for p in model.parameters():
                 p.copy_(p.half().float())
+    cfg = ck.get("config", {})
+    if task == "vq":  # the token prior is fitted on the training pictures (all of them)
+        from codec.training.data import list_images
+        from codec.training.tasks.vq import prior_pictures
+
+        train = cfg.get("data", {}).get("train")
+        if not train:
+            raise ValueError(f"{ck['path']}: a VQ model's token prior is fitted on its training pictures; "
+                             "export it from its training checkpoint (whose config names them)")
+        model.fit_prior(prior_pictures(list_images(train)))
     model.freeze()
 
-    cfg = ck.get("config", {})
     val = ck.get("val") or {}
     loss_cfg = cfg.get("loss", {})
     # the resolved config holds either the levels' lambdas or the one lambda

@@ -2,10 +2,10 @@
 
 The data and its crops are the image task's (:class:`~codec.training.tasks.image_rd.ImageRDTask`);
 the loss is ``loss.mse_weight * MSE + loss.ssim_weight * (1 - MS-SSIM) + loss.commit_weight *
-commitment`` (no rate term: the rate is the codebook's size and the prior fitted from the
-codebook's usage).  The codebook learns by moving averages inside the model's forward pass;
-each logged row has the batch's codebook **perplexity** and **utilisation** (the share of the
-4096 entries that some token of the batch used).  Validation codes the validation pictures for
+commitment`` (no rate term: the rate is the codebook's size and the token prior, which
+validation and export fit on training pictures, :meth:`~codec.models.vq.VQModel.fit_prior`).
+The codebook learns by moving averages inside the model's forward pass; each logged row has the batch's codebook **perplexity** and **utilisation** (the share of the
+4096 entries of the FSQ grid that some token of the batch used).  Validation codes the validation pictures for
 real at every quality (every codebook size): bytes, PSNR, MS-SSIM and the share of each
 codebook's entries the validation tokens used.
 """
@@ -68,7 +68,7 @@ class VQTask(ImageRDTask):
 
     @torch.no_grad()
     def validate(self, ctx: Context) -> dict:
-        return validate_vq(self.model, self.val_images, ctx.device)
+        return validate_vq(self.model, self.val_images, ctx.device, prior_pictures(self.files, PRIOR_FIT_PICTURES))
 
     def describe(self, ctx: Context) -> str:
         cfg = self.cfg
@@ -88,17 +88,36 @@ class VQTask(ImageRDTask):
                 "used": f"{100 * row['utilisation']:.0f}%"}
 
 
+#: training pictures the token prior is fitted on at each validation (export fits it on all)
+PRIOR_FIT_PICTURES = 120
+
+
+def prior_pictures(files: list, limit: int | None = None):
+    """Pictures ``[1, 3, H, W]`` in [0, 1] (a generator) to fit a VQ model's token prior on:
+    ``files``, or ``limit`` of them evenly spread over the list."""
+    from codec.training.data import load_rgb
+
+    files = list(files)
+    if limit is not None and len(files) > limit:
+        files = [files[i * len(files) // limit] for i in range(limit)]
+    for f in files:
+        yield torch.from_numpy(load_rgb(f)).permute(2, 0, 1)[None].float().div_(255)
+
+
 @torch.no_grad()
-def validate_vq(model, images: list, device) -> dict:
+def validate_vq(model, images: list, device, fit_on) -> dict:
     """Real coding of ``images`` (uint8 ``H x W x 3``) by a frozen copy of ``model`` at every
-    quality: ``loss`` (the mean MSE, 8-bit scale), ``bpp``, ``psnr``, ``ms_ssim`` (means over the
-    qualities) and ``per_quality`` rows with each codebook's ``utilisation``."""
+    quality, its token prior fitted on ``fit_on`` (pictures ``[1, 3, H, W]``, see
+    :func:`prior_pictures`): ``loss`` (the mean MSE, 8-bit scale), ``bpp``, ``psnr``, ``ms_ssim``
+    (means over the qualities) and ``per_quality`` rows with each codebook's ``utilisation``."""
     from codec.media.image import Picture, rate, to_8bit
     from codec.media.image_metrics import ms_ssim_rgb, mse, psnr
     from codec.models.vq import SIZES
 
-    m = copy.deepcopy(model).eval()
+    m = copy.deepcopy(model).cpu().eval()
+    m.fit_prior(fit_on)
     m.freeze()
+    m.to(device)
     rows = []
     for qi, k in enumerate(SIZES):
         q = qi + 1
