@@ -169,12 +169,9 @@ static PyObject *decode(PyObject *self, PyObject *args) {
                     v = (v << 16) | w[p++];
                 }
                 x[l] = v;
-                if ((int64_t)sym == Len[r]) {
-                    if (n_esc >= n_esc_max) {
-                        err = 4;
-                        break;
-                    }
-                    Esc[n_esc++] = n0 + l;
+                if ((int64_t)sym == Len[r]) {  /* too many escapes: reported after the word checks, as numpy does */
+                    if (n_esc < n_esc_max) Esc[n_esc] = n0 + l;
+                    n_esc++;
                 }
                 O[n0 + l] = (int32_t)((int64_t)sym + Off[r]);
             }

@@ -41,18 +41,7 @@ def _varints(values) -> bytes:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple:
-    value, shift = 0, 0
-    for i in range(6):
-        if pos + i >= len(data):
-            raise CorruptStreamError("sequential stream: header ends inside a number")
-        b = data[pos + i]
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            if b == 0 and i:  # one number, one encoding
-                raise CorruptStreamError("sequential stream: a header number has a redundant zero byte")
-            return value, pos + i + 1
-    raise CorruptStreamError("sequential stream: header number too long")
+    return fmt.read_varint(data, pos, "sequential stream")
 
 
 def _view(tables: CDFTables):

@@ -91,7 +91,8 @@ def test_float_forward_estimates_the_bytes():
 
 def test_started_from_mean_scale_weights_it_is_that_model_in_fewer_bytes():
     """Zero-initialised corrections: mean-scale-vr's weights give mean-scale-vr's reconstruction;
-    one sequential stream instead of two lane streams saves their headers and final states."""
+    one sequential stream instead of two lane streams saves their headers, CRCs and final
+    states (about 25 bytes a stream with the rANS format's version 2 at these sizes)."""
     ref = registry.load_model("mean-scale-vr")
     if not ref.trained:
         pytest.skip("needs the shipped mean-scale-vr weights")
@@ -103,7 +104,7 @@ def test_started_from_mean_scale_weights_it_is_that_model_in_fewer_bytes():
     for q in (1.0, 5.0):
         a, b = ctx.compress(x, q, effort="fast"), ref.compress(x, q, effort="fast")
         assert torch.equal(ctx.decompress(a, q), ref.decompress(b, q))
-        assert a.nbytes < b.nbytes - 150, (a.nbytes, b.nbytes)
+        assert a.nbytes < b.nbytes - 40, (a.nbytes, b.nbytes)
 
 
 def test_frozen_state_round_trips_and_rejects_other_shapes():

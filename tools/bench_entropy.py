@@ -113,7 +113,9 @@ def run(repeat: int = 5) -> list[dict]:
                             repeat)
         assert torch.equal(back, sym.reshape(-1))
         ideal = E.ideal_bits(sym, idx, tables) / 8
-        row.update(cai_enc=n / c_enc, cai_dec=n / c_dec, bytes=len(ours), cai_bytes=len(theirs), ideal=ideal)
+        h = E.parse_header(ours)
+        row.update(cai_enc=n / c_enc, cai_dec=n / c_dec, bytes=len(ours), cai_bytes=len(theirs), ideal=ideal,
+                   layout=f"format v{h['version']}, {h['lanes']} lanes x {h['segments']} segment(s)")
         rows.append(row)
     return rows
 
@@ -140,7 +142,7 @@ def main(argv=None) -> int:
             if "cs_enc" in r:
                 line += f", vs constriction {r[what] / r['cs_' + what]:.2f}"
             print(line)
-        line = (f"  bytes   ours {r['bytes']} ({pct(r['bytes'], r)} over ideal)   compressai {r['cai_bytes']} "
+        line = (f"  bytes   ours {r['bytes']} ({pct(r['bytes'], r)} over ideal; {r['layout']})   compressai {r['cai_bytes']} "
                 f"({pct(r['cai_bytes'], r)})")
         if "cs_enc" in r:
             line += f"   constriction {r['cs_bytes']} ({pct(r['cs_bytes'], r)}, its own model)"

@@ -101,28 +101,43 @@ def fix_container(b: bytes) -> bytes:
 
 
 def rans_fields(b: bytes):
-    """``(fields, segments [(entry, body, size)], escape_offset)`` of a rANS stream, or None."""
-    if len(b) < 48 or _U32.unpack_from(b, 12)[0] > 4096 or 48 + 8 * _U32.unpack_from(b, 12)[0] > len(b):
+    """``(fields, segments [(entry, body, size)], escape_offset)`` of a rANS stream of either
+    version (``entropy/format.py``'s :func:`regions`; a segment's entry is its directory entry
+    or word count), or None where its layout cannot be read."""
+    from codec.entropy import format as fmt
+    try:
+        r, h = fmt.regions(b), fmt.parse_header(b)
+    except Exception:  # noqa: BLE001 - any unreadable stream is simply not structured
         return None
-    fields, segs, lanes, off = list(_RANS), [], _U16.unpack_from(b, 6)[0], 48 + 8 * _U32.unpack_from(b, 12)[0]
-    for s in range(_U32.unpack_from(b, 12)[0]):
-        fields += [(f"seg{s}.words", 48 + 8 * s, 4), (f"seg{s}.crc", 52 + 8 * s, 4)]
-        segs.append((48 + 8 * s, off, 4 * lanes + 2 * _U32.unpack_from(b, 48 + 8 * s)[0]))
-        off += segs[-1][2]
-    return fields, segs, off
+    if len(r["segments"]) > 4096:
+        return None
+    if r["version"] == 1:
+        fields = list(_RANS)
+        entries = [fmt.HEADER_SIZE + 8 * s for s in range(len(r["segments"]))]
+        for s, e in enumerate(entries):
+            fields += [(f"seg{s}.words", e, 4), (f"seg{s}.crc", e + 4, 4)]
+    else:  # version 2: header numbers are varints; a field is a number's bytes as they stand
+        fields = [("magic", 0, 4), ("version", 4, 1), ("precision", 5, 1), ("table_id", 6, 8)]
+        pos, entries = fmt.HEADER2.size, []
+        for i in range(5 + len(r["segments"])):
+            _, end = fmt.read_varint(b, pos)
+            name = ("symbols", "lanes", "steps", "escapes", "escape_bytes")[i] if i < 5 else f"seg{i - 5}.words"
+            fields.append((name, pos, end - pos))
+            if i >= 5:
+                entries.append(pos)
+            pos = end
+        fields += [("header_crc", r["header_crc"], 4), ("body_crc", r["body_crc"], 4)]
+    segs = [(e, off, size) for e, (off, size) in zip(entries, r["segments"])]
+    return fields, segs, r["escapes"][0], 4 * h["lanes"]
 
 
 def fix_rans(b: bytes) -> bytes:
-    """``b`` with the segment, escape and header CRCs of a rANS stream recomputed (where possible)."""
-    lay = rans_fields(b)
-    if lay is None:
+    """``b`` with every CRC of a rANS stream recomputed (where its layout can be read)."""
+    from codec.entropy import format as fmt
+    try:
+        return fmt.resign(bytes(b))
+    except Exception:  # noqa: BLE001 - a stream too broken to re-sign stays as it is
         return bytes(b)
-    b = bytearray(b)
-    for e, off, size in lay[1]:
-        b[e + 4: e + 8] = _crc(b[off: off + size])
-    b[40:44] = _crc(b[lay[2]:])
-    b[44:48] = _crc(b[:44] + b[48: 48 + 8 * len(lay[1])])
-    return bytes(b)
 
 
 # ----------------------------------------------------------------------------- mutations
@@ -173,13 +188,12 @@ def _raw(rng, op: str, b: bytearray, donor: bytes) -> bytearray:
 
 def _rans_struct(rng, data: bytes) -> tuple:
     """A structure-aware mutation of a rANS stream, its CRCs fixed: ``(bytes, description)``."""
-    fields, segs, esc = rans_fields(data)
+    fields, segs, esc, lanes = rans_fields(data)  # lanes: bytes of a segment's states
     b, r = bytearray(data), rng.random()
     if r < 0.5:
         name, off, size = rng.choice([f for f in fields if not f[0].endswith("crc")])
         b[off: off + size] = _value(rng, int.from_bytes(b[off: off + size], "little"), size).to_bytes(size, "little")
         return fix_rans(b), f"rans-field {re.sub(r'[0-9]+', '', name)}"
-    lanes = 4 * _U16.unpack_from(b, 6)[0]  # bytes of a segment's states
     regions = ([(o, o + lanes, "states") for _, o, s in segs if s] + [(esc, len(b), "escapes")] * (esc < len(b))
                + [(o + lanes, o + s, "words") for _, o, s in segs if s > lanes])
     if r < 0.85 and regions:

@@ -1,4 +1,4 @@
-"""Regenerate the golden rANS streams (only when the format version changes on purpose).
+"""Regenerate the golden rANS streams of the current format version (only when it changes on purpose).
 
     python tests/golden/make_golden.py [--rebuild-tables]
 
@@ -8,7 +8,9 @@ were built by the table builders of the format's first release (scipy-based, sin
 replaced by the deterministic ones, which differ from them by one count in a few
 entries), and the streams pin the coder, not the builders (those are pinned by their
 ids in tests/test_entropy_golden.py).  tests/test_entropy_golden.py checks that today's
-coder writes exactly these bytes.
+coder writes exactly these bytes.  The ``*_v1.rans`` streams beside them were written by
+the version 1 coder (the same inputs) and are never regenerated: they pin that old streams
+still decode, and that the version 1 writer, which a test still uses, is unchanged.
 """
 from __future__ import annotations
 
