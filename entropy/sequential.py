@@ -2,7 +2,8 @@
 table rows the caller computes from the symbols decoded before them.
 
 The lane-interleaved format (``FORMAT.md`` sections 1-7) needs every table index before
-decoding starts, and spends 184 bytes on a stream's header and final states.  An
+decoding starts, and spends about 30 bytes and more on a stream's header, CRCs and final
+states (184 and more in its version 1).  An
 autoregressive entropy model (an INR codec's latent model, whose row for a latent comes
 from the latents decoded before it) needs neither: this format (``FORMAT.md`` section 8)
 has one 32-bit state and a header of 16 to 28 bytes (state included), and
