@@ -22,6 +22,12 @@ over their ``2 * context`` shared samples (no clicks at chunk boundaries).  Ster
 coded as mid and side; other channel counts as independent channels.  A chunk's
 channels are one batch: one hyper-latent and one latent section per chunk, both with the
 chunk's number as their index (the first with the random-access flag).
+
+Loudness-adaptive steps (arch kwarg ``loudness``, 0 = off): the encoder scales the latent
+of each block of :attr:`LOUD_FRAMES` frames by ``2**(k/4)`` before quantisation (and the
+decoder by its inverse after), ``k`` from the block's RMS (:meth:`AudioModel.loud_index`),
+so quiet passages get finer steps than a fixed step gives them; the ``k`` of a chunk are
+its first section (``gains``), their differences coded under one Laplace row.
 """
 from __future__ import annotations
 
@@ -34,7 +40,8 @@ import torch.nn.functional as F
 
 from codec import entropy
 from codec.models.integer import exact_mode
-from codec.models.latent_codecs import GainLatentCodec, HyperpriorLatentCodec, LatentCodecModel, NoiseFill
+from codec.models.latent_codecs import (GainLatentCodec, HyperpriorLatentCodec, LatentCodecModel, NoiseFill,
+                                        NotFrozenError)
 from codec.models.payload import FLAG_KEY, Payload, PayloadError, Section
 
 # CDF 9/7 lifting constants (Daubechies & Sweldens 1998)
@@ -192,11 +199,24 @@ class AudioModel(LatentCodecModel):
     #: channels beyond stereo are coded one by one; more than this is refused
     max_channels = 8
 
+    #: latent frames per loudness block (the hyper-latent's resolution)
+    LOUD_FRAMES = 4
+    #: loudness scheme -> (beta, reference RMS, largest k): ``k = clamp(round(4 beta log2(ref / rms)), 0, kmax)``,
+    #: a gain ``2**(k/4)`` (1.5 dB steps) that grows as ``rms**-beta`` below the reference, up to ``2**(kmax/4)``
+    LOUD_SCHEMES = {1: (0.5, 0.05, 16)}
+    #: the diversity of the Laplace row that codes the differences of successive ``k``
+    LOUD_DIVERSITY = 0.5
+
     def __init__(self, N=192, E=128, levels=8, wavelet_levels=8, blocks=6, hyper=64, z=16,
-                 hop=491_520, context=1536, scale=100.0, sample_rate=48_000):
+                 hop=491_520, context=1536, scale=100.0, sample_rate=48_000, loudness=0):
         super().__init__()
         if not 3 <= wavelet_levels <= 8:
             raise ValueError("wavelet_levels must lie in 3..8")
+        if loudness and loudness not in self.LOUD_SCHEMES:
+            raise ValueError(f"unknown loudness scheme {loudness} (known: 0 (off), "
+                             f"{', '.join(map(str, self.LOUD_SCHEMES))})")
+        self.loudness = int(loudness)
+        self.loud_tables: entropy.CDFTables | None = None
         self.sample_rate, self.levels = int(sample_rate), levels
         self.packet = WaveletPacket(wavelet_levels)
         b = self.packet.bands
@@ -234,10 +254,70 @@ class AudioModel(LatentCodecModel):
     def forward(self, x, quality):
         """Training: ``x`` ``[B, 1, n]`` (``n`` a multiple of :attr:`multiple`), ``quality`` a
         float or ``[B]`` -> ``{"x_hat", "likelihoods"}``."""
-        out = self.latent_codec(self.analysis(x), quality)
+        y = self.analysis(x)
+        g = self.loud_gain(self.loud_index(x[:, 0])) if self.loudness else None
+        out = self.latent_codec(y if g is None else y * g, quality)
         # the synthesis sees the latents as coded (rounded, straight-through, and noise-filled);
         # the rate, the noisy ones' likelihoods
-        return {"x_hat": self.synthesis(out["y_rounded"]), "likelihoods": out["likelihoods"]}
+        y_hat = out["y_rounded"] if g is None else out["y_rounded"] / g
+        return {"x_hat": self.synthesis(y_hat), "likelihoods": out["likelihoods"]}
+
+    # -- loudness-adaptive steps -----------------------------------------------------------
+    @property
+    def section_kinds(self) -> tuple:
+        return (("gains",) if self.loudness else ()) + tuple(self.latent_codec.kinds)
+
+    @torch.no_grad()
+    def loud_index(self, x):
+        """``x`` ``[B, n]`` (``n`` a multiple of ``frame * LOUD_FRAMES``) -> the gain index
+        ``k`` of each block, int64 ``[B, n / (frame * LOUD_FRAMES)]`` (see :data:`LOUD_SCHEMES`)."""
+        beta, ref, kmax = self.LOUD_SCHEMES[self.loudness]
+        blk = self.frame * self.LOUD_FRAMES
+        ms = x.double().reshape(x.shape[0], -1, blk).square().mean(-1)
+        k = torch.round(2.0 * beta * torch.log2(ref * ref / ms.clamp_min(1e-30)))  # 4 beta log2(ref / rms)
+        return k.clamp(0, kmax).long()
+
+    def loud_gain(self, k):
+        """Gain indexes ``[B, blocks]`` -> the latent's gains ``[B, 1, 1, blocks * LOUD_FRAMES]``."""
+        g = torch.pow(2.0, k.float() / 4)
+        return g.repeat_interleave(self.LOUD_FRAMES, -1)[:, None, None]
+
+    def _gain_tables(self):
+        if self.loud_tables is None:
+            raise NotFrozenError("call freeze() (or load frozen weights) before coding")
+        return self.loud_tables
+
+    def encode_gains(self, k) -> bytes:
+        """A chunk's gain indexes ``[1, blocks]`` -> its ``gains`` section (the differences of
+        successive indexes, the first from 0, under one Laplace row)."""
+        d = torch.diff(k.reshape(-1).cpu(), prepend=torch.zeros(1, dtype=k.dtype)).to(torch.int32)
+        return entropy.encode(d, torch.zeros_like(d), self._gain_tables())
+
+    def decode_gains(self, data: bytes, blocks: int):
+        """:meth:`encode_gains` inverted, checked: ``[1, blocks]`` int64."""
+        d = entropy.decode(data, torch.zeros(blocks, dtype=torch.int32), self._gain_tables())
+        k = torch.cumsum(d.long(), 0)
+        if bool(((k < 0) | (k > self.LOUD_SCHEMES[self.loudness][2])).any()):
+            raise PayloadError("corrupt gains section: a gain index out of range")
+        return k[None]
+
+    def freeze(self):
+        super().freeze()
+        if self.loudness:
+            self.loud_tables = entropy.laplace_tables([self.LOUD_DIVERSITY])
+
+    def frozen_state(self) -> dict:
+        out = super().frozen_state()
+        if self.loudness:
+            out.update(self._gain_tables().state_dict("frozen.gains."))
+        return out
+
+    def load_frozen(self, state: dict):
+        super().load_frozen({k: v for k, v in state.items() if not k.startswith("frozen.gains.")})
+        if self.loudness:
+            self.loud_tables = entropy.CDFTables.from_state_dict(state, "frozen.gains.", family="laplace")
+            if self.loud_tables.num_rows != 1:
+                raise ValueError("the gains table has one row")
 
     @torch.no_grad()
     def synthesize(self, y_hat):
@@ -316,7 +396,12 @@ class AudioModel(LatentCodecModel):
         """One chunk ``[C, coded]`` (coded channels) -> its sections."""
         with exact_mode():
             y = self.analysis(seg[:, None])
+            first = []
+            if self.loudness:  # one gain row for the chunk's channels: the loudest channel's
+                k = self.loud_index(seg).amin(0, keepdim=True)
+                first, y = [self.encode_gains(k)], y * self.loud_gain(k)
             streams, _ = self.latent_codec.compress(y, quality)
+            streams = first + list(streams)
         return [Section(kind, s, index, FLAG_KEY if i == 0 else 0)
                 for i, (kind, s) in enumerate(zip(self.section_kinds, streams))]
 
@@ -325,8 +410,12 @@ class AudioModel(LatentCodecModel):
         """One chunk's streams -> its coded channels ``[C, coded]``."""
         with exact_mode():
             shape = (channels, self.M, 1, coded // self.frame)
-            y_hat = self.latent_codec.decompress(streams, shape, quality, device=device)
-            return self.synthesis(y_hat.to(device))[:, 0]
+            g = None
+            if self.loudness:
+                k = self.decode_gains(streams[0], coded // (self.frame * self.LOUD_FRAMES))
+                g, streams = self.loud_gain(k).to(device), streams[1:]
+            y_hat = self.latent_codec.decompress(streams, shape, quality, device=device).to(device)
+            return self.synthesis(y_hat if g is None else y_hat / g)[:, 0]
 
     def _fade(self, n: int, device):
         """The rising half of a raised cosine over ``n`` samples (the falling one is 1 minus it)."""

@@ -27,15 +27,19 @@ def _signal(rate, seconds, channels, seed=0):
     return A.Audio(np.clip(np.stack(chans), -1, 1).astype(np.float32), rate)
 
 
-@pytest.fixture(scope="module")
-def small():
-    """A frozen model with short chunks (4096 samples, 256 of context), a 5-level packet and
-    random weights."""
+def _small(loudness=0):
     torch.manual_seed(0)
-    m = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256).eval()
+    m = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256, loudness=loudness).eval()
     m.latent_codec.init_gains([0.5 * 1.7 ** k for k in range(8)], ref=4)
     m.freeze()
     return m
+
+
+@pytest.fixture(scope="module", params=[0, 1], ids=["fixed-steps", "loudness-steps"])
+def small(request):
+    """A frozen model with short chunks (4096 samples, 256 of context), a 5-level packet and
+    random weights; with fixed quantisation steps, and with steps that follow loudness."""
+    return _small(request.param)
 
 
 @pytest.fixture(autouse=True)
@@ -110,8 +114,59 @@ def test_decoded_samples_equal_the_synthesis_of_the_coded_latents(small):
     coded = small.chunks(n)[0][2]
     seg = torch.nn.functional.pad(x, (P, coded - P - n))
     with torch.no_grad():
-        _, y_hat = small.latent_codec.compress(small.analysis(seg[:, None]), q)
-    assert torch.equal(rec, small.synthesize(y_hat)[:, 0, P:P + n])
+        y, g = small.analysis(seg[:, None]), 1.0
+        if small.loudness:
+            assert payload.sections[0].kind == "gains"
+            g = small.loud_gain(small.decode_gains(payload.sections[0].data, coded // (4 * small.frame)))
+        _, y_hat = small.latent_codec.compress(y * g, q)
+    assert torch.equal(rec, small.synthesize(y_hat / g)[:, 0, P:P + n])
+
+
+def test_loudness_index_follows_the_rms_of_each_block():
+    m = _small(1)
+    blk = 4 * m.frame
+    t = torch.arange(blk, dtype=torch.float64)
+    sine = np.sqrt(2) * torch.sin(0.3 * t)  # RMS 1 (to within a part in 1e4)
+    x = torch.cat([0.05 * sine, 0.05 / 16 * sine, 0.5 * sine, 0 * sine, 1e-6 * sine])[None].float()
+    # k = round(4 * 0.5 * log2(0.05 / rms)) in 0..16: 0 at the reference and above, 8 at -24 dB,
+    # 16 (a gain of 16) for silence and anything below -48 dB
+    assert m.loud_index(x).tolist() == [[0, 8, 0, 16, 16]]
+    assert torch.equal(m.loud_gain(torch.tensor([[0, 8]])), torch.tensor([1.0] * 4 + [4.0] * 4).view(1, 1, 1, 8))
+
+
+def test_loudness_steps_spend_more_on_quiet_passages_and_round_trip_their_gains():
+    fixed, loud = _small(0), _small(1)
+    t = torch.arange(12_000) / fixed.sample_rate
+    quiet = (0.003 * torch.sin(2 * torch.pi * 300 * t))[None]
+    pf, pl = fixed.compress(quiet, 4.0), loud.compress(quiet, 4.0)
+    assert pl.kinds() == ("gains", "hyper-latent", "latent") * 3 and pf.kinds() == ("hyper-latent", "latent") * 3
+    lat = lambda p: sum(len(s.data) for s in p.sections if s.kind == "latent")  # noqa: E731
+    assert lat(pl) > 1.3 * lat(pf)  # finer steps where it is quiet
+    err = lambda m, p: float((m.decompress(p, 4.0) - quiet).square().mean())  # noqa: E731
+    assert err(loud, pl) < 0.5 * err(fixed, pf)
+    k = torch.tensor([[0, 3, 3, 16, 0, 1]])
+    assert torch.equal(loud.decode_gains(loud.encode_gains(k), 6), k)
+
+
+def test_loudness_gains_survive_export_and_corrupt_gains_are_refused():
+    from codec.models.payload import PayloadError
+
+    m = _small(1)
+    x = torch.from_numpy(_signal(m.sample_rate, 0.05, 1).samples)
+    p = m.compress(x, 4.0)
+    state = m.frozen_state()
+    assert {"frozen.gains.cdf", "frozen.gains.lengths", "frozen.gains.offsets"} <= set(state)
+    m2 = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256, loudness=1).eval()
+    m2.load_state_dict({k: v for k, v in m.state_dict().items() if "h_s_int" not in k}, strict=False)
+    m2.load_frozen(state)
+    assert torch.equal(m2.decompress(p, 4.0), m.decompress(p, 4.0))
+    # differences 5, -9: the second index, -4, is out of range
+    bad = codec.entropy.encode(torch.tensor([5, -9], dtype=torch.int32), torch.zeros(2, dtype=torch.int32),
+                               m.loud_tables)
+    with pytest.raises(PayloadError, match="gain index"):
+        m.decode_gains(bad, 2)
+    with pytest.raises(ValueError, match="loudness scheme"):
+        AudioModel(wavelet_levels=5, loudness=7)
 
 
 def test_streaming_encoder_writes_the_same_bytes_for_any_blocks(small):
