@@ -27,13 +27,15 @@ Loudness-adaptive steps (arch kwarg ``loudness``, 0 = off): the encoder scales t
 of each block of :attr:`LOUD_FRAMES` frames by ``2**(k/4)`` before quantisation (and the
 decoder by its inverse after), ``k`` from the block's RMS (:meth:`AudioModel.loud_index`),
 so quiet passages get finer steps than a fixed step gives them; the ``k`` of a chunk are
-its first section (``gains``), their differences coded under one Laplace row.
+its first section (``gains``), their differences coded under one Laplace row (one
+sequential rANS stream: a few bytes of overhead a chunk).
 """
 from __future__ import annotations
 
 import math
 import struct
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -291,12 +293,12 @@ class AudioModel(LatentCodecModel):
         """A chunk's gain indexes ``[1, blocks]`` -> its ``gains`` section (the differences of
         successive indexes, the first from 0, under one Laplace row)."""
         d = torch.diff(k.reshape(-1).cpu(), prepend=torch.zeros(1, dtype=k.dtype)).to(torch.int32)
-        return entropy.encode(d, torch.zeros_like(d), self._gain_tables())
+        return entropy.encode_sequential(d.numpy(), np.zeros(d.numel(), dtype=np.int64), self._gain_tables())
 
     def decode_gains(self, data: bytes, blocks: int):
         """:meth:`encode_gains` inverted, checked: ``[1, blocks]`` int64."""
-        d = entropy.decode(data, torch.zeros(blocks, dtype=torch.int32), self._gain_tables())
-        k = torch.cumsum(d.long(), 0)
+        d = entropy.decode_sequential(data, np.zeros(blocks, dtype=np.int64), self._gain_tables())
+        k = torch.cumsum(torch.from_numpy(np.asarray(d, dtype=np.int64)), 0)
         if bool(((k < 0) | (k > self.LOUD_SCHEMES[self.loudness][2])).any()):
             raise PayloadError("corrupt gains section: a gain index out of range")
         return k[None]

@@ -161,8 +161,7 @@ def test_loudness_gains_survive_export_and_corrupt_gains_are_refused():
     m2.load_frozen(state)
     assert torch.equal(m2.decompress(p, 4.0), m.decompress(p, 4.0))
     # differences 5, -9: the second index, -4, is out of range
-    bad = codec.entropy.encode(torch.tensor([5, -9], dtype=torch.int32), torch.zeros(2, dtype=torch.int32),
-                               m.loud_tables)
+    bad = codec.entropy.encode_sequential(np.array([5, -9]), np.zeros(2, dtype=np.int64), m.loud_tables)
     with pytest.raises(PayloadError, match="gain index"):
         m.decode_gains(bad, 2)
     with pytest.raises(ValueError, match="loudness scheme"):
