@@ -20,8 +20,9 @@ each chunk is coded on its own, with :attr:`context` samples of the neighbouring
 either side, so any chunk decodes alone (random access) and neighbours are cross-faded
 over their ``2 * context`` shared samples (no clicks at chunk boundaries).  Stereo is
 coded as mid and side; other channel counts as independent channels.  A chunk's
-channels are one batch: one hyper-latent and one latent section per chunk, both with the
-chunk's number as their index (the first with the random-access flag).
+channels are one batch: one hyper-latent and one latent section per chunk (after a
+gains section with loudness steps), each with the chunk's number as its index (the
+first with the random-access flag).
 
 Loudness-adaptive steps (arch kwarg ``loudness``, 0 = off): the encoder scales the latent
 of each block of :attr:`LOUD_FRAMES` frames by ``2**(k/4)`` before quantisation (and the
