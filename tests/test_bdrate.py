@@ -13,7 +13,7 @@ import pytest
 
 from codec.cli import main
 from codec.errors import CodecError
-from codec.tools.bdrate import bd_quality, bd_rate, pchip_integral
+from codec.tools.bdrate import bd_quality, bd_rate, parse_rate_range, pchip_eval, pchip_integral
 
 REPO = Path(__file__).resolve().parents[1]
 ANCHORS = REPO.parent / "shared" / "anchors" / "compressai-results" / "kodak"
@@ -56,6 +56,78 @@ def test_pchip_integral_matches_scipy():
         a, b = sorted(rng.uniform(x[0], x[-1], 2))
         ref = scipy_interp.PchipInterpolator(x, y).integrate(a, b)
         assert pchip_integral(x, y, a, b) == pytest.approx(ref, rel=1e-10, abs=1e-10)
+
+
+def test_pchip_eval_matches_scipy():
+    scipy_interp = pytest.importorskip("scipy.interpolate")
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        n = rng.integers(2, 9)
+        x = np.cumsum(rng.uniform(0.1, 2, n))
+        y = rng.normal(0, 3, n)
+        f = scipy_interp.PchipInterpolator(x, y)
+        for t in [x[0], x[-1], *rng.uniform(x[0], x[-1], 5)]:
+            assert pchip_eval(x, y, t) == pytest.approx(float(f(t)), rel=1e-10, abs=1e-10)
+
+
+# --------------------------------------------------------------------------- a rate window
+@pytest.mark.parametrize("method", ["cubic", "pchip"])
+def test_rate_window_around_every_point_changes_nothing(method):
+    rng = np.random.default_rng(2)
+    r1, q1 = RATE * 0.8, PSNR + rng.uniform(-0.3, 0.3, 5)
+    for f in (bd_rate, bd_quality):
+        assert f(RATE, PSNR, r1, q1, method, rate_range=(0.01, 10)).value == pytest.approx(
+            f(RATE, PSNR, r1, q1, method).value, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", ["cubic", "pchip"])
+def test_rate_window_keeps_exact_cases_exact(method):
+    # the same curve at 0.8x the rate, a window inside both: -20% wherever it lies
+    for win in [(0.15, 0.5), (0.3, 1.1), (0.12, 0.2)]:
+        r = bd_rate(RATE, PSNR, RATE * 0.8, PSNR, "pchip", rate_range=win)
+        assert r.value == pytest.approx(-20.0, abs=1e-9)
+    # 0.7 dB better everywhere: +0.7 dB over any window
+    q = bd_quality(RATE, PSNR, RATE, PSNR + 0.7, method, rate_range=(0.3, 0.9))
+    assert q.value == pytest.approx(0.7, abs=1e-9) and q.overlap == pytest.approx((math.log10(0.3), math.log10(0.9)))
+
+
+def test_rate_window_picks_the_part_of_crossing_curves():
+    # the test is 1 dB better below 0.4 bpp and 1 dB worse above (linear in log-rate either side)
+    test = PSNR + np.array([1.0, 1.0, 0.0, -1.0, -1.0])
+    lo = bd_quality(RATE, PSNR, RATE, test, "pchip", rate_range=(0.1, 0.2)).value
+    hi = bd_quality(RATE, PSNR, RATE, test, "pchip", rate_range=(0.8, 1.6)).value
+    whole = bd_quality(RATE, PSNR, RATE, test, "pchip").value
+    x = np.log10(RATE)
+
+    def mean_gap(a, b):  # the mean difference of the two interpolants over [a, b] in log-rate, numerically
+        t = np.linspace(math.log10(a), math.log10(b), 20001)
+        return float(np.mean([pchip_eval(x, test, v) - pchip_eval(x, PSNR, v) for v in t]))
+
+    assert lo == pytest.approx(mean_gap(0.1, 0.2), abs=1e-4) and lo > 0.9
+    assert hi == pytest.approx(mean_gap(0.8, 1.6), abs=1e-4) and hi < -0.9
+    assert abs(whole) < 0.2
+    assert bd_rate(RATE, PSNR, RATE, test, "pchip", rate_range=(0.1, 0.2)).value < 0
+    assert bd_rate(RATE, PSNR, RATE, test, "pchip", rate_range=(0.8, 1.6)).value > 0
+
+
+def test_rate_window_without_points_or_overlap_is_nan_with_a_warning():
+    r = bd_rate(RATE, PSNR, RATE, PSNR, "pchip", rate_range=(5, 9))
+    assert math.isnan(r.value) and any("no point inside the rate window" in w for w in r.warnings)
+    # far apart in quality inside the window: BD-rate undefined, BD-quality still measured
+    r = bd_rate(RATE, PSNR, RATE, PSNR + 20, "pchip", rate_range=(0.2, 0.4))
+    assert math.isnan(r.value) and any("inside the rate window" in w for w in r.warnings)
+    assert bd_quality(RATE, PSNR, RATE, PSNR + 20, "pchip", rate_range=(0.2, 0.4)).value == pytest.approx(20)
+    for bad in [(0.4, 0.2), (0, 1), (-1, 1)]:
+        with pytest.raises(ValueError, match="0 < low < high"):
+            bd_rate(RATE, PSNR, RATE, PSNR, "pchip", rate_range=bad)
+
+
+def test_parse_rate_range():
+    assert parse_rate_range("12:32") == (12.0, 32.0)
+    assert parse_rate_range("0.1:0.5") == (0.1, 0.5)
+    for bad in ["12", "12:32:64", "a:b", "32:12", "0:4", ":4", "nan:4"]:
+        with pytest.raises(ValueError, match="--rate-range"):
+            parse_rate_range(bad)
 
 
 def test_random_curves_match_bjontegaard_package():
@@ -255,6 +327,32 @@ def test_audio_results_through_bdrate_cli(tmp_path, capsys):
     assert "SI-SDR" in out and "mel" not in out
     assert main(["bdrate", "--metric", "psnr", str(ref), str(test)]) == 2
     assert "no metric 'psnr'" in capsys.readouterr().err
+
+
+def test_rate_window_through_the_cli_and_report(tmp_path, capsys):
+    from codec.tools.report import make_report
+
+    ref, test = _audio_pair(tmp_path)
+    assert main(["bdrate", str(ref), str(test), "--rate-range", "24:100", "--metric", "si-sdr"]) == 0
+    out = capsys.readouterr().out
+    assert "rates 24 to 100 kbit/s only" in out
+    sdr = next(l for l in out.splitlines() if l.startswith("ours (audio)"))
+    assert sdr.count("-25.0%") == 2 and sdr.count(f"+{4 * math.log2(4 / 3):.2f} dB") == 2
+    assert main(["bdrate", str(ref), str(test), "--rate-range", "32:12"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("codec: error: --rate-range '32:12'") and "\n" not in err
+
+    folder = tmp_path / "res"
+    folder.mkdir()
+    _audio_pair(folder)
+    make_report([folder], tmp_path / "rep", references=["opus"], rate_range=(24.0, 100.0))
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## BD-rate against Opus, 24-100 kbit/s only" in md and "| BD-mel distance pchip |" in md
+    rows = [l for l in md.splitlines() if l.startswith("| ours (audio)")]
+    assert len(rows) == 3 and rows[1].count("-25.0%") == 2  # the whole curves, the window, the codecs table
+    assert f"| +{4 * math.log2(4 / 3):.2f} dB |" in rows[1] and f"| -{0.5 * math.log2(4 / 3):.4f} |" in rows[1]
+    assert main(["report", str(folder), "-o", str(tmp_path / "rep2"), "--rate-range", "x"]) == 2
+    assert "--rate-range 'x'" in capsys.readouterr().err
 
 
 def test_audio_results_through_report(tmp_path):

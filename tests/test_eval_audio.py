@@ -294,3 +294,48 @@ def test_ours_on_an_audio_model(tmp_path):
     assert res["kbps"][0] == pytest.approx(8 * per["bytes"][0] / 2.0 / 1000, rel=1e-12) and res["kbps"][0] > 0
     for k in AUDIO.metric_keys:
         assert isinstance(res[k][0], float), (k, res[k])
+
+
+def test_a_metric_some_items_never_have_is_the_mean_of_the_others(tmp_path, capsys):
+    """ViSQOL is None for items under ~1 s: the mean is over the other items (said in meta
+    and in the report), not None at every point; curves that leave out different items are
+    not compared."""
+    from types import SimpleNamespace
+
+    from codec.tools.evaluate import _qkey, aggregate
+
+    codec = make_codec("opus")[0]
+    items = [("long.wav", "a" * 40), ("short.wav", "b" * 40), ("other.wav", "c" * 40)]
+    visqol = {"long.wav": [3.0, 4.0], "short.wav": [None, None], "other.wav": [2.0, 3.0]}
+
+    def rec(name, qi, kbps):
+        return {"kbps": kbps, "si-sdr": 10.0 + 5 * qi, "snr": 9.0 + 5 * qi, "mel-distance": 0.5 - 0.2 * qi,
+                "visqol": visqol[name][qi], "pesq-wb": None, "stoi": None, "bytes": 1000 * (qi + 1),
+                "encoding_time": 0.1, "decoding_time": 0.1, "workers": 1}
+
+    def journal(scale=1.0):
+        return SimpleNamespace(fingerprint="x", records={
+            (n, s, _qkey(q)): rec(n, qi, scale * (12 + 20 * qi)) for n, s in items for qi, q in enumerate((12, 32))})
+
+    obj = aggregate(codec, [12, 32], items, journal(), "t")
+    assert obj["results"]["visqol"] == [2.5, 3.5]
+    assert obj["results"]["pesq-wb"] == [None, None]  # no item has it: None, not partial
+    assert obj["meta"]["partial_metrics"] == {"visqol": {"items": 2, "left_out": ["short.wav"]}}
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "opus.json").write_text(json.dumps(obj))
+    test = aggregate(codec, [12, 32], items, journal(0.8), "t")
+    test["name"] = "cheaper"
+    (res / "cheaper.json").write_text(json.dumps(test))
+    code, out, err = _run_cli(capsys, "bdrate", str(res / "opus.json"), str(res / "cheaper.json"), "--metric",
+                              "visqol", "--method", "pchip")
+    assert code == 0 and "-20.0%" in out, err
+    code, _, err = _run_cli(capsys, "report", str(res), "--reference", "opus", "-o", str(tmp_path / "rep"))
+    assert code == 0, err
+    assert "ViSQOL is the mean over 2 of 3 items: short.wav has no ViSQOL value." in (
+        tmp_path / "rep" / "report.md").read_text()
+    # another item left out on one side: refused, in one line
+    test["meta"]["partial_metrics"] = {"visqol": {"items": 2, "left_out": ["other.wav"]}}
+    (res / "cheaper.json").write_text(json.dumps(test))
+    code, _, err = _run_cli(capsys, "bdrate", str(res / "opus.json"), str(res / "cheaper.json"), "--metric", "visqol")
+    assert code == 2 and "average ViSQOL over different items" in err and err.count("\n") == 1

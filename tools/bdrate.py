@@ -22,6 +22,12 @@ the dB scale of MS-SSIM-like similarities, computed on ``-10*log10(1 - value)`` 
 default) comes from its ``axes`` block (:mod:`codec.tools.axes`), so results of any
 medium work: ``bpp`` and PSNR-RGB, ``kbps`` and SI-SDR, ``bpp`` and PSNR-YUV.
 
+A rate window (``rate_range=(lo, hi)``, ``--rate-range LO:HI``) restricts both to the
+part of the curves with rates from ``lo`` to ``hi``: BD-quality integrates over that
+part of the log-rate axis; BD-rate over the qualities both curves reach inside it, each
+curve's quality at the window's ends read from the PCHIP interpolation of its points
+(quality over log10 rate, on its Pareto front), whatever the method of the integral.
+
 Warnings (returned with each result, printed by the CLI): curves that do not overlap
 (the value is NaN), an overlap shorter than ``min_overlap`` (default 50%) of either
 curve's span, non-monotone curves, and too few points for a cubic fit.
@@ -40,7 +46,7 @@ from codec.errors import CodecError
 from codec.tools.axes import Axes, Metric, axes_of, shared_metrics
 
 __all__ = ["BDResult", "bd_rate", "bd_quality", "pchip_slopes", "pchip_integral", "curve_from_results",
-           "load_curve", "Curve", "compare", "find_metric", "register", "METHODS"]
+           "load_curve", "Curve", "compare", "find_metric", "register", "METHODS", "pchip_eval", "parse_rate_range"]
 
 METHODS = ("cubic", "pchip")
 
@@ -108,6 +114,19 @@ def pchip_integral(x, y, a: float, b: float) -> float:
     return float(total)
 
 
+def pchip_eval(x, y, t: float) -> float:
+    """The PCHIP interpolant through the points (x strictly increasing) at ``t`` (inside
+    ``[x[0], x[-1]]``)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    d = pchip_slopes(x, y)
+    k = int(np.clip(np.searchsorted(x, t, side="right") - 1, 0, len(x) - 2))
+    h = x[k + 1] - x[k]
+    u = (t - x[k]) / h
+    h00, h10, h01, h11 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u, -2 * u**3 + 3 * u**2, u**3 - u**2
+    return float(h00 * y[k] + h10 * h * d[k] + h01 * y[k + 1] + h11 * h * d[k + 1])
+
+
 def _cubic_integral(x, y, a: float, b: float) -> float:
     p = np.polyint(np.polyfit(np.asarray(x, float), np.asarray(y, float), 3))
     return float(np.polyval(p, b) - np.polyval(p, a))
@@ -164,12 +183,16 @@ def _integral(method: str, x, y, a, b) -> float:
     raise ValueError(f"unknown BD method {method!r}; use one of {', '.join(METHODS)}")
 
 
-def _delta(x_ref, y_ref, x_test, y_test, method, min_overlap, axis, warns) -> tuple[float, tuple | None, float]:
-    lo = max(x_ref.min(), x_test.min())
-    hi = min(x_ref.max(), x_test.max())
-    span = min(x_ref.max() - x_ref.min(), x_test.max() - x_test.min())
+def _delta(x_ref, y_ref, x_test, y_test, method, min_overlap, axis, warns,
+           window=None) -> tuple[float, tuple | None, float]:
+    """Mean of ``y_test - y_ref`` over the overlap of the curves' ``x`` (inside ``window``,
+    per curve ``(lo, hi)`` pairs of its part there, when given)."""
+    (a0, b0), (a1, b1) = window or ((x_ref.min(), x_ref.max()), (x_test.min(), x_test.max()))
+    lo, hi = max(a0, a1), min(b0, b1)
+    span = min(b0 - a0, b1 - a1)
     if hi <= lo:
-        warns.append(f"the curves do not overlap in {axis}; BD value undefined")
+        where = " inside the rate window" if window else ""
+        warns.append(f"the curves do not overlap in {axis}{where}; BD value undefined")
         return float("nan"), None, 0.0
     frac = (hi - lo) / span if span > 0 else 0.0
     if frac < min_overlap:
@@ -185,31 +208,70 @@ def _signed(q, higher_is_better: bool) -> np.ndarray:
     return q if higher_is_better else -q
 
 
+def _check_window(rate_range) -> tuple[float, float] | None:
+    if rate_range is None:
+        return None
+    lo, hi = (float(v) for v in rate_range)
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise ValueError(f"rate range {lo:g}:{hi:g}: needs 0 < low < high")
+    return lo, hi
+
+
+def _log_window(r, lo: float, hi: float) -> tuple[float, float]:
+    """The part of a curve's log10-rate span inside ``[log10 lo, log10 hi]`` (empty: a > b)."""
+    lr = np.log10(r)
+    return max(float(lr.min()), math.log10(lo)), min(float(lr.max()), math.log10(hi))
+
+
+def _quality_window(r, q, lo: float, hi: float) -> tuple[float, float]:
+    """The qualities a curve reaches with rates inside ``[lo, hi]`` (its PCHIP interpolant
+    over log10 rate, on its Pareto front); ``(nan, nan)`` when none are inside."""
+    f = _pareto(np.asarray(r, float), np.asarray(q, float))
+    lr, qq = np.log10(np.asarray(r, float)[f]), np.asarray(q, float)[f]
+    a, b = max(float(lr[0]), math.log10(lo)), min(float(lr[-1]), math.log10(hi))
+    if a > b:
+        return float("nan"), float("nan")
+    if lr.size == 1:
+        return float(qq[0]), float(qq[0])
+    return pchip_eval(lr, qq, a), pchip_eval(lr, qq, b)
+
+
 def bd_rate(rate_ref, q_ref, rate_test, q_test, method: str = "cubic", *, min_overlap: float = 0.5,
-            higher_is_better: bool = True) -> BDResult:
+            higher_is_better: bool = True, rate_range=None) -> BDResult:
     """BD-rate in percent of ``test`` against ``ref`` (negative: test saves bits); a
-    metric where lower is better (``higher_is_better=False``) is negated for the fit."""
+    metric where lower is better (``higher_is_better=False``) is negated for the fit.
+    ``rate_range=(lo, hi)``: over the qualities both reach at rates inside it."""
     if method not in METHODS:
         raise ValueError(f"unknown BD method {method!r}; use one of {', '.join(METHODS)}")
+    window = _check_window(rate_range)
     warns: list[str] = []
     r0, q0 = _prepare(rate_ref, _signed(q_ref, higher_is_better), "reference", method, warns)
     r1, q1 = _prepare(rate_test, _signed(q_test, higher_is_better), "test", method, warns)
-    d, ov, frac = _delta(q0, np.log10(r0), q1, np.log10(r1), method, min_overlap, "quality", warns)
+    if window is not None:
+        window = (_quality_window(r0, q0, *window), _quality_window(r1, q1, *window))
+        if not all(math.isfinite(v) for w in window for v in w):
+            warns.append("a curve has no point inside the rate window; BD value undefined")
+            return BDResult(float("nan"), None, 0.0, warns)
+    d, ov, frac = _delta(q0, np.log10(r0), q1, np.log10(r1), method, min_overlap, "quality", warns, window)
     val = (10.0 ** d - 1.0) * 100.0 if math.isfinite(d) else float("nan")
     return BDResult(val, ov, frac, warns)
 
 
 def bd_quality(rate_ref, q_ref, rate_test, q_test, method: str = "cubic", *, min_overlap: float = 0.5,
-               higher_is_better: bool = True) -> BDResult:
+               higher_is_better: bool = True, rate_range=None) -> BDResult:
     """BD-quality (BD-PSNR in dB for PSNR): the mean of test minus reference at equal
     rate, in the metric's own terms (positive: test better when higher is better;
-    negative: test better when ``higher_is_better=False``)."""
+    negative: test better when ``higher_is_better=False``).  ``rate_range=(lo, hi)``: over
+    the rates inside it only."""
     if method not in METHODS:
         raise ValueError(f"unknown BD method {method!r}; use one of {', '.join(METHODS)}")
+    window = _check_window(rate_range)
     warns: list[str] = []
     r0, q0 = _prepare(rate_ref, _signed(q_ref, higher_is_better), "reference", method, warns)
     r1, q1 = _prepare(rate_test, _signed(q_test, higher_is_better), "test", method, warns)
-    d, ov, frac = _delta(np.log10(r0), q0, np.log10(r1), q1, method, min_overlap, "rate", warns)
+    if window is not None:
+        window = (_log_window(r0, *window), _log_window(r1, *window))
+    d, ov, frac = _delta(np.log10(r0), q0, np.log10(r1), q1, method, min_overlap, "rate", warns, window)
     if not higher_is_better and math.isfinite(d):
         d = -d
     return BDResult(d, ov, frac, warns)
@@ -289,8 +351,20 @@ def find_metric(curve: Curve, name: str) -> str:
                      + ", ".join(f"{m.key} ({m.label})" for m in mets.values()))
 
 
-def compare(ref: Curve, test: Curve, metric: str, method: str, min_overlap: float = 0.5) -> tuple[BDResult, BDResult]:
-    """(BD-rate, BD-quality) of ``test`` against ``ref`` on the metric with key ``metric``.
+def _left_out(c: Curve, key: str) -> tuple | None:
+    """The items a measured curve's mean of ``key`` leaves out (``meta.partial_metrics`` of
+    codec eval: a metric some items have no value of); None for a curve without per-item
+    records (a published one)."""
+    meta = c.obj.get("meta") or {}
+    if "num_items" not in meta:
+        return None
+    return tuple(((meta.get("partial_metrics") or {}).get(key) or {}).get("left_out") or ())
+
+
+def compare(ref: Curve, test: Curve, metric: str, method: str, min_overlap: float = 0.5,
+            rate_range=None) -> tuple[BDResult, BDResult]:
+    """(BD-rate, BD-quality) of ``test`` against ``ref`` on the metric with key ``metric``
+    (inside ``rate_range=(lo, hi)`` when given).
     :class:`CodecError` when the two measure rate differently or define the metric
     differently, or one of them lacks it."""
     if ref.db != test.db:
@@ -302,12 +376,32 @@ def compare(ref: Curve, test: Curve, metric: str, method: str, min_overlap: floa
         other = test if who is ref else ref
         label = (other.axes.metrics.get(metric) or who.axes.metrics.get(metric))
         raise CodecError(f"{who.name}: no {label.label if label else metric} values")
+    left = [_left_out(c, metric) for c in (ref, test)]
+    if None not in left and left[0] != left[1]:
+        raise CodecError(f"{test.name} and {ref.name} average {m.label} over different items (left out: "
+                         f"{', '.join(left[1]) or 'none'}; {', '.join(left[0]) or 'none'}): evaluate both on the "
+                         "same items")
     hib = m.higher_is_better
     rate = bd_rate(ref.rate, ref.metrics[metric], test.rate, test.metrics[metric], method,
-                   min_overlap=min_overlap, higher_is_better=hib)
+                   min_overlap=min_overlap, higher_is_better=hib, rate_range=rate_range)
     qual = bd_quality(ref.rate, ref.metrics[metric], test.rate, test.metrics[metric], method,
-                      min_overlap=min_overlap, higher_is_better=hib)
+                      min_overlap=min_overlap, higher_is_better=hib, rate_range=rate_range)
     return rate, qual
+
+
+def parse_rate_range(text: str) -> tuple[float, float]:
+    """``"LO:HI"`` (``--rate-range``) -> ``(lo, hi)``, 0 < lo < hi; anything else is a ValueError
+    that says what is expected."""
+    parts = str(text).split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"--rate-range {text!r}: expected LOW:HIGH in the files' rate unit, e.g. 12:32") from None
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise ValueError(f"--rate-range {text!r}: needs 0 < LOW < HIGH")
+    return lo, hi
 
 
 def fmt_pct(v: float) -> str:
@@ -343,12 +437,17 @@ def register(sub) -> None:
     p.add_argument("--min-overlap", type=float, default=0.5, metavar="F",
                    help="warn when the overlap is shorter than this fraction of either curve's span "
                    "(default 0.5)")
+    p.add_argument("--rate-range", default=None, metavar="LO:HI",
+                   help="only the part of the curves with rates from LO to HI, in the files' rate unit (e.g. "
+                   "12:32 for kbps): BD-quality over those rates, BD-rate over the qualities both curves reach "
+                   "there (default: wherever the curves overlap)")
     p.set_defaults(func=_cmd_bdrate)
 
 
 def _cmd_bdrate(args) -> int:
     if not 0 <= args.min_overlap <= 1:
         raise ValueError("--min-overlap must be between 0 and 1")
+    window = None if args.rate_range is None else parse_rate_range(args.rate_range)
     db = not args.linear
     ref = load_curve(args.ref, db)
     tests = [load_curve(t, db) for t in args.tests]
@@ -375,7 +474,7 @@ def _cmd_bdrate(args) -> int:
                 continue
             cells = []
             for meth in methods:
-                r, q = compare(ref, t, m.key, meth, args.min_overlap)
+                r, q = compare(ref, t, m.key, meth, args.min_overlap, window)
                 cells += [fmt_pct(r.value), m.fmt(q.value, db)]
                 for w in dict.fromkeys(r.warnings + q.warnings):
                     warnings.append(f"{t.name} vs {ref.name}, {m.label}, {meth}: {w}")
@@ -383,7 +482,8 @@ def _cmd_bdrate(args) -> int:
     head = ["test", "metric"]
     for meth in methods:
         head += [f"BD-rate {meth}", f"BD-quality {meth}"]
-    print(f"reference: {ref.name} ({ref.path})")
+    print(f"reference: {ref.name} ({ref.path})" + ("" if window is None else
+          f"; rates {window[0]:g} to {window[1]:g} {ref.axes.rate.unit or ref.axes.rate.key} only"))
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         print("  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))))

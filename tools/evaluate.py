@@ -238,8 +238,16 @@ def aggregate(codec: Codec, qualities: list, items: list[tuple[str, str]], journ
         per_q.append((q, recs))
     per_q.sort(key=lambda t: (_mean([r[media.rate_key] for r in t[1]]), float(t[0])))
     results: dict[str, list] = {"quality": [q for q, _ in per_q]}
+    partial = {}
     for k in keys:
         results[k] = [_mean([r.get(k) for r in recs]) for _, recs in per_q]
+        # a metric some items never have (ViSQOL under ~1 s): the mean of the others, said in meta
+        none = [all(recs[i].get(k) is None for _, recs in per_q) for i in range(len(items))]
+        if (k in media.metric_keys and any(none) and not all(none)
+                and all(recs[i].get(k) is not None for _, recs in per_q for i in range(len(items)) if not none[i])):
+            kept = [i for i in range(len(items)) if not none[i]]
+            results[k] = [_mean([recs[i].get(k) for i in kept]) for _, recs in per_q]
+            partial[k] = {"items": len(kept), "left_out": sorted(items[i][0] for i in range(len(items)) if none[i])}
     per_image = {}
     for i, (name, _) in enumerate(items):
         per_image[name] = {k: [recs[i].get(k) for _, recs in per_q] for k in ["bytes", *keys]}
@@ -261,6 +269,7 @@ def aggregate(codec: Codec, qualities: list, items: list[tuple[str, str]], journ
             "media": codec.media,
             "dataset": dataset_name,
             "num_items": len(items),
+            **({"partial_metrics": partial} if partial else {}),
             "items": [{"name": n, "sha1": s} for n, s in items],
             "rate": f"{media.rate_key} from the length of the encoded bytes",
             "bits_counted": info.get("bits_counted"),

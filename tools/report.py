@@ -6,7 +6,9 @@ anchor curves (same format, drawn dashed), and writes into OUT:
 - ``rd-<metric>.png`` for every metric (``rd-psnr-rgb.png`` and ``rd-ms-ssim-rgb.png``
   for images): the metric against the rate for every curve that has it;
 - ``report.md``: the plots, one BD-rate table per reference (cubic and PCHIP, every
-  metric), mean encode/decode times, each codec's chroma format and settings;
+  metric), with ``--rate-range LO:HI`` a second one per reference over those rates only
+  (PCHIP BD-rate and BD-quality of every metric), mean encode/decode times, each codec's
+  chroma format and settings;
 - ``report.html``: the same, self-contained (plots embedded).
 
 The rate axis and the metrics (keys, units, labels, directions, dB scales) come from
@@ -34,7 +36,7 @@ import numpy as np
 from codec.errors import CodecError
 from codec.fileio import atomic_write
 from codec.tools.axes import Metric, Rate, common_rate, merge_metrics
-from codec.tools.bdrate import METHODS, Curve, compare, curve_from_results, fmt_pct
+from codec.tools.bdrate import METHODS, Curve, compare, curve_from_results, fmt_pct, parse_rate_range
 from codec.tools.evaluate import JOURNAL_DIR, load_results
 
 __all__ = ["Entry", "collect", "make_report", "register", "OUTPUT_FILES", "plot_file"]
@@ -163,40 +165,49 @@ def _mean_time(e: Entry, key: str) -> str:
     return f"{m * 1000:.0f} ms" if m < 1 else f"{m:.2f} s"
 
 
-def bd_rows(entries: list[Entry], ref: Entry, metrics: list[Metric],
-            min_overlap: float) -> tuple[list[list[str]], list[str]]:
+def bd_rows(entries: list[Entry], ref: Entry, metrics: list[Metric], min_overlap: float,
+            rate_range=None) -> tuple[list[list[str]], list[str]]:
     """One row per curve but ``ref``: BD-rate (cubic, pchip) on every metric, and the
-    BD-quality of the first metric (pchip) in brackets; ``-`` where a curve lacks a metric."""
+    BD-quality of the first metric (pchip) in brackets; ``-`` where a curve lacks a metric.
+    With ``rate_range=(lo, hi)``: over those rates, pchip BD-rate and BD-quality of every
+    metric (inside a window the qualities often do not overlap: BD-quality still exists)."""
     rows, notes = [], []
+    methods = METHODS if rate_range is None else ("pchip",)
     for e in entries:
         if e is ref:
             continue
         row = [e.label]
         for i, m in enumerate(metrics):
-            for meth in METHODS:
+            for meth in methods:
+                width = 1 if rate_range is None else 2
                 if m.key not in e.curve.metrics or m.key not in ref.curve.metrics:
-                    row.append("-")
+                    row += ["-"] * width
                     continue
                 try:
-                    r, q = compare(ref.curve, e.curve, m.key, meth, min_overlap)
+                    r, q = compare(ref.curve, e.curve, m.key, meth, min_overlap, rate_range)
                 except (ValueError, CodecError) as exc:
-                    row.append("n/a")
+                    row += ["n/a"] * width
                     notes.append(f"{e.label}, {m.label}, {meth}: {exc}")
                     continue
-                cell = fmt_pct(r.value)
-                if i == 0 and meth == "pchip":
-                    cell += f" ({m.fmt(q.value)})"
-                for w in dict.fromkeys(r.warnings):
+                if rate_range is not None:
+                    row += [fmt_pct(r.value), m.fmt(q.value)]
+                    warns = r.warnings + q.warnings
+                else:
+                    row.append(fmt_pct(r.value) + (f" ({m.fmt(q.value)})" if i == 0 and meth == "pchip" else ""))
+                    warns = r.warnings
+                for w in dict.fromkeys(warns):
                     notes.append(f"{e.label}, {m.label}, {meth}: {w}")
-                row.append(cell)
         rows.append(row)
     return rows, list(dict.fromkeys(notes))
 
 
-def bd_head(metrics: list[Metric]) -> list[str]:
+def bd_head(metrics: list[Metric], windowed: bool = False) -> list[str]:
     head = ["codec"]
     for i, m in enumerate(metrics):
-        head += [f"BD-rate {m.label} cubic", f"BD-rate {m.label} pchip" + (f" (BD-{m.label})" if i == 0 else "")]
+        if windowed:
+            head += [f"BD-rate {m.label} pchip", f"BD-{m.label} pchip"]
+        else:
+            head += [f"BD-rate {m.label} cubic", f"BD-rate {m.label} pchip" + (f" (BD-{m.label})" if i == 0 else "")]
     return head
 
 
@@ -276,9 +287,10 @@ def _dataset_summary(entries: list[Entry]) -> str:
 
 def make_report(results: list, out_dir, *, anchors: list = (), references: list = (), title: str | None = None,
                 force: bool = False, min_overlap: float = 0.5, xmax: float | None = None,
-                command: str | None = None) -> list[Path]:
+                command: str | None = None, rate_range=None) -> list[Path]:
     """Write the report; ``xmax``: the upper end of the plots' rate axis (default: the
-    axes' ``plot_max``, else the largest measured rate)."""
+    axes' ``plot_max``, else the largest measured rate); ``rate_range=(lo, hi)``: a second
+    BD table per reference over those rates only."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise CodecError(f"output {out} exists and is not a folder")
@@ -315,11 +327,15 @@ def make_report(results: list, out_dir, *, anchors: list = (), references: list 
         if m.key in files:
             plots[files[m.key]] = _plot(entries, m, rate, f"{title} - {m.label}", xmax)
 
+    unit = rate.unit or rate.key
     bd = []
     for ref in refs:
         rows, notes = bd_rows(entries, ref, metrics, min_overlap)
-        bd.append((ref, rows, notes))
-    bd_header = bd_head(metrics)
+        bd.append((f"BD-rate against {ref.label}", bd_head(metrics), rows, notes))
+        if rate_range is not None:
+            rows, notes = bd_rows(entries, ref, metrics, min_overlap, rate_range)
+            bd.append((f"BD-rate against {ref.label}, {rate_range[0]:g}-{rate_range[1]:g} {unit} only",
+                       bd_head(metrics, windowed=True), rows, notes))
     info_header = info_head(rate, metrics[0])
     info = info_rows(entries, metrics[0])
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -327,13 +343,24 @@ def make_report(results: list, out_dir, *, anchors: list = (), references: list 
     timing_note = measured_meta.get("timing", "")
 
     explain = explanation(rate, metrics)
+    for m in metrics:
+        part = {(p["items"], tuple(p["left_out"])) for e in entries if not e.published
+                for p in [((e.curve.obj.get("meta") or {}).get("partial_metrics") or {}).get(m.key)] if p}
+        for n, left in sorted(part):
+            explain += (f" {m.label} is the mean over {n} of {n + len(left)} items: {', '.join(left)} "
+                        f"{'has' if len(left) == 1 else 'have'} no {m.label} value.")
+    if rate_range is not None:
+        explain += (f" The tables marked \"{rate_range[0]:g}-{rate_range[1]:g} {unit} only\" (--rate-range) take "
+                    f"the part of each curve with rates from {rate_range[0]:g} to {rate_range[1]:g} {unit}: "
+                    "BD-quality over those rates, BD-rate over the qualities both curves reach there (n/a where "
+                    "they reach none in common).")
 
     md = [f"# {title}", "", f"Generated {stamp} by `codec report`" + (f": `{command}`" if command else "") + ".", "",
           explain, ""]
     for fname in plots:
         md += [f"![{fname}]({fname})", ""]
-    for ref, rows, notes in bd:
-        md += [f"## BD-rate against {ref.label}", "", _md_table(bd_header, rows), ""]
+    for heading, head, rows, notes in bd:
+        md += [f"## {heading}", "", _md_table(head, rows), ""]
         if notes:
             md += ["Warnings:", ""] + [f"- {n}" for n in notes] + [""]
     md += ["## Codecs, timings and settings", "", _md_table(info_header, info), ""]
@@ -356,8 +383,8 @@ def make_report(results: list, out_dir, *, anchors: list = (), references: list 
          f"<p>{html.escape(explain).replace('*bits counted*', '<em>bits counted</em>')}</p>"]
     for fname, png in plots.items():
         h.append(f"<p><img alt='{fname}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>")
-    for ref, rows, notes in bd:
-        h += [f"<h2>BD-rate against {html.escape(ref.label)}</h2>", _html_table(bd_header, rows)]
+    for heading, head, rows, notes in bd:
+        h += [f"<h2>{html.escape(heading)}</h2>", _html_table(head, rows)]
         if notes:
             h.append("<p>Warnings:</p><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     h += ["<h2>Codecs, timings and settings</h2>", _html_table(info_header, info)]
@@ -406,6 +433,9 @@ def register(sub) -> None:
                    "bpp; else the largest measured rate)")
     p.add_argument("--min-overlap", type=float, default=0.5, metavar="F",
                    help="warn when two curves overlap on less than this fraction of either span (default 0.5)")
+    p.add_argument("--rate-range", default=None, metavar="LO:HI",
+                   help="also a BD table per reference over rates from LO to HI only, in the files' rate unit "
+                   "(e.g. 12:32 for kbps): PCHIP BD-rate and BD-quality of every metric")
     p.add_argument("--force", action="store_true", help="overwrite report files that already exist in OUT")
     p.set_defaults(func=_cmd_report)
 
@@ -419,8 +449,10 @@ def _cmd_report(args) -> int:
     for r in args.results:
         if Path(r).name == JOURNAL_DIR:
             raise CodecError(f"{r}: give the results folder, not its journal")
+    window = None if args.rate_range is None else parse_rate_range(args.rate_range)
     written = make_report(args.results, args.output, anchors=args.anchor, references=args.reference,
                           title=args.title, force=args.force, min_overlap=args.min_overlap, xmax=args.xmax,
+                          rate_range=window,
                           command=shlex.join(["codec", "report", *_argv_after("report")]))
     for w in written:
         print(w)

@@ -29,6 +29,6 @@ for CLASS in speech music environment; do
   codec eval "$TMP/$CLASS" --codec ours:wavelet-audio:1,2,3,4,5,6,7,8 \
       --codec opus:6,8,12,16,24,32,48,64 --codec aac:8,12,16,24,32,48,64 --codec mp3:8,16,24,32,48,64 \
       -o "$OUT/results/$CLASS" ${JOBS:+-j $JOBS}
-  codec report "$OUT/results/$CLASS" --reference mp3 --reference aac --reference opus \
+  codec report "$OUT/results/$CLASS" --reference mp3 --reference aac --reference opus --rate-range 12:32 \
       --title "Audio, $CLASS (files held out of training): Opus, AAC, MP3 and wavelet-audio" -o "$OUT/$CLASS" --force
 done
