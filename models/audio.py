@@ -30,6 +30,12 @@ decoder by its inverse after), ``k`` from the block's RMS (:meth:`AudioModel.lou
 so quiet passages get finer steps than a fixed step gives them; the ``k`` of a chunk are
 its first section (``gains``), their differences coded under one Laplace row (one
 sequential rANS stream: a few bytes of overhead a chunk).
+
+Level-dependent noise fill (arch kwarg ``fill_levels``, 0 = off): the fill of the zeros
+(:class:`~codec.models.latent_codecs.NoiseFill`) is scaled per band and, with
+``fill_levels`` groups of the scale table's levels, per group too, so quiet bands can be
+filled to their predicted energy (the log-mel distance punishes holes there) while loud
+ones are filled less (the waveform MSE punishes noise there).
 """
 from __future__ import annotations
 
@@ -211,7 +217,7 @@ class AudioModel(LatentCodecModel):
     LOUD_DIVERSITY = 0.5
 
     def __init__(self, N=192, E=128, levels=8, wavelet_levels=8, blocks=6, hyper=64, z=16,
-                 hop=491_520, context=1536, scale=100.0, sample_rate=48_000, loudness=0):
+                 hop=491_520, context=1536, scale=100.0, sample_rate=48_000, loudness=0, fill_levels=0):
         super().__init__()
         if not 3 <= wavelet_levels <= 8:
             raise ValueError("wavelet_levels must lie in 3..8")
@@ -239,7 +245,7 @@ class AudioModel(LatentCodecModel):
         # scales down to 0.02 steps, so that the noise fill can follow quiet passages
         scales = entropy.default_scale_table(min_scale=MIN_SCALE)
         inner = HyperpriorLatentCodec(h_a, h_s, z, mean=False, abs_input=True, scale_table=scales,
-                                      fill=NoiseFill(b, 0.25))
+                                      fill=NoiseFill(b, 0.25, groups=fill_levels, levels=len(scales)))
         self.latent_codec = GainLatentCodec(inner, b, levels)
 
     @staticmethod

@@ -123,16 +123,29 @@ class NoiseFill(nn.Module):
     ``t = sqrt(max(sigma^2 - floor^2, 0))``, ``floor`` the codec's smallest table scale:
     nothing where the model predicts silence), noise
     :func:`hash_noise` when coding (fresh uniform noise in training), ``alpha_c`` learned per
-    channel.  Restores the energy of what quantised to nothing (spectral holes in audio)."""
+    channel.  Restores the energy of what quantised to nothing (spectral holes in audio).
 
-    def __init__(self, channels: int, alpha: float = 0.5):
+    With ``groups`` > 0 the amount also depends on the predicted scale: ``alpha_c`` times a
+    learned ``beta_g``, ``g = level * groups // levels`` the group of the element's
+    scale-table level (an integer on the coding path, so the product is the same on every
+    device), so that quiet elements can be filled to their whole predicted energy while
+    loud ones, whose zeros cost more in squared error, get less.  ``beta`` starts at 1."""
+
+    def __init__(self, channels: int, alpha: float = 0.5, groups: int = 0, levels: int = 1):
         super().__init__()
         self.log_alpha = nn.Parameter(torch.full((channels,), math.log(alpha)))
+        self.groups, self.levels = int(groups), int(levels)
+        if self.groups:
+            if not 1 <= self.groups <= self.levels:
+                raise ValueError(f"noise fill groups must lie in 1..{self.levels}")
+            self.log_beta = nn.Parameter(torch.zeros(self.groups))
 
-    def forward(self, zero, scales, noise, floor: float):
+    def forward(self, zero, scales, noise, floor: float, levels=None):
         t = torch.sqrt((scales.square() - floor ** 2).clamp_min(0) + 1e-12)
         s = t / torch.sqrt(1 + 12 * t.square())
         a = torch.exp(self.log_alpha).reshape(1, -1, *([1] * (scales.dim() - 2)))
+        if self.groups:
+            a = a * torch.exp(self.log_beta)[levels.long() * self.groups // self.levels]
         return zero * (a * s * noise)
 
 
@@ -177,8 +190,10 @@ class HyperpriorLatentCodec(nn.Module):
         if self.fill is not None:
             zero = (torch.round(y - means) == 0) if means is not None else (torch.round(y) == 0)
             s = self.gaussian_conditional.lower_bound_scale(scales)
+            # the table level of each scale (the number of table scales below it), as coding finds it
+            lv = torch.bucketize(s.detach(), self.scale_table[:-1]) if self.fill.groups else None
             y_rounded = y_rounded + self.fill(zero, s, (torch.rand_like(y) - 0.5) * math.sqrt(12.0),
-                                              float(self._scales[0]))
+                                              float(self._scales[0]), lv)
         return {"y_hat": y_hat, "y_rounded": y_rounded, "likelihoods": {"y": y_lik, "z": zo["likelihoods"]["y"]}}
 
     def _filled(self, y_sym, levels, means):
@@ -188,7 +203,7 @@ class HyperpriorLatentCodec(nn.Module):
         if self.fill is not None:
             s = self.scale_table.to(levels.device)[levels.long()]
             y_hat = y_hat + self.fill(y_sym == 0, s, hash_noise(tuple(y_sym.shape), y_sym.device),
-                                      float(self._scales[0]))
+                                      float(self._scales[0]), levels)
         return y_hat
 
     def aux_loss(self):

@@ -27,9 +27,10 @@ def _signal(rate, seconds, channels, seed=0):
     return A.Audio(np.clip(np.stack(chans), -1, 1).astype(np.float32), rate)
 
 
-def _small(loudness=0):
+def _small(loudness=0, fill_levels=0):
     torch.manual_seed(0)
-    m = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256, loudness=loudness).eval()
+    m = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256, loudness=loudness,
+                   fill_levels=fill_levels).eval()
     m.latent_codec.init_gains([0.5 * 1.7 ** k for k in range(8)], ref=4)
     m.freeze()
     return m
@@ -102,6 +103,50 @@ def test_the_noise_fill_is_the_same_everywhere_and_silent_where_nothing_is_predi
     assert float(out[0, 0, 0, 0]) == pytest.approx(0, abs=1e-5)  # at the scale floor: silence stays silent
     assert float(out[0, 0, 0, 2]) == 0  # a non-zero symbol gets no fill
     assert 0 < float(out[0, 0, 0, 1]) < 0.5 * 12 ** -0.5 and float(out[0, 1, 0, 2]) < 0.5 * 12 ** -0.5 + 1e-6
+
+
+def test_level_dependent_noise_fill_scales_each_group_of_levels():
+    from codec.models.latent_codecs import NoiseFill
+
+    fill = NoiseFill(2, alpha=0.5, groups=4, levels=64)
+    with torch.no_grad():
+        fill.log_beta.copy_(torch.log(torch.tensor([3.0, 2.0, 1.0, 0.5])))
+    zero = torch.ones(1, 2, 1, 4, dtype=torch.bool)
+    scales = torch.full((1, 2, 1, 4), 0.3)
+    noise = torch.ones(1, 2, 1, 4)
+    levels = torch.tensor([0, 15, 16, 63]).view(1, 1, 1, 4).expand(1, 2, 1, 4)
+    with torch.no_grad():
+        out = fill(zero, scales, noise, 0.11, levels)
+        plain = NoiseFill(2, alpha=0.5)(zero, scales, noise, 0.11)
+    # level l is in group l * 4 // 64: 0, 0, 1, 3
+    assert torch.allclose(out, plain * torch.tensor([3.0, 3.0, 2.0, 0.5]).view(1, 1, 1, 4))
+    with pytest.raises(ValueError, match="groups"):
+        NoiseFill(2, groups=65, levels=64)
+
+
+def test_level_dependent_fill_is_used_when_decoding_and_survives_export():
+    from codec.models.registry import _arch_kwargs, get_spec
+
+    m = _small(1, fill_levels=8)
+    x = torch.from_numpy(_signal(m.sample_rate, 0.05, 1).samples)
+    p = m.compress(x, 2.0)
+    ref = m.decompress(p, 2.0)
+    with torch.no_grad():  # other betas: another decode of the same stream
+        m.latent_codec.inner.fill.log_beta.copy_(torch.linspace(-1, 1, 8))
+    a = m.decompress(p, 2.0)
+    assert not torch.equal(a, ref)
+    # the weights and frozen state in another model: the same decode
+    m2 = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256, loudness=1, fill_levels=8).eval()
+    m2.load_state_dict({k: v for k, v in m.state_dict().items() if "h_s_int" not in k}, strict=False)
+    m2.load_frozen(m.frozen_state())
+    assert torch.equal(m2.decompress(p, 2.0), a)
+    # the training path's level of a scale is the coding path's (the number of table scales below it)
+    hp = m.latent_codec.inner
+    mid = torch.sqrt(hp.scale_table[1:] * hp.scale_table[:-1])  # between two table scales
+    assert torch.bucketize(mid, hp.scale_table[:-1]).tolist() == list(range(1, len(mid) + 1))
+    assert _arch_kwargs(get_spec("wavelet-audio"), {"arch_kwargs": '{"fill_levels": 8}'})["fill_levels"] == 8
+    with pytest.raises(ValueError, match="invalid arch_kwargs"):
+        _arch_kwargs(get_spec("wavelet-audio"), {"arch_kwargs": '{"fill_levels": -1}'})
 
 
 # ----------------------------------------------------------------------------- model and chunks
