@@ -50,6 +50,9 @@ def test_audio_config_checks():
         from_dict({**base, "data": {"crop": 16001}})
     with pytest.raises(ValueError, match="holdout"):
         from_dict({"model": {"name": "mean-scale-vr"}, "data": {"holdout": ["x.wav"]}})
+    with pytest.raises(ValueError, match="mel_source_band"):
+        from_dict({**base, "loss": {"metric": "mel", "mel_source_band": 1}})
+    assert from_dict({**base, "loss": {"metric": "mel", "mel_source_band": True}}).loss.mel_source_band is True
 
 
 def test_batches_are_a_pure_function_of_the_step(tmp_path):
@@ -62,6 +65,29 @@ def test_batches_are_a_pure_function_of_the_step(tmp_path):
     a, b = task.batch(7, 0), task.batch(7, 0)
     assert a.shape == (2, 1, 4096) and torch.equal(a, b) and not torch.equal(a, task.batch(8, 0))
     assert float(a.abs().max()) <= 1
+    # each excerpt comes with its file's Nyquist frequency (files 0 and 2 train: 16 and 22.05 kHz)
+    x, nyquist = task._batch(7, 0)
+    assert torch.equal(x, a) and set(nyquist.tolist()) <= {8000.0, 11025.0}
+    assert sorted(set(task.nyquist)) == [8000.0, 11025.0]
+
+
+def test_mel_loss_can_count_only_the_bands_below_the_source_nyquist():
+    """With a limit, a difference far above it costs nothing; with the limit at 24 kHz the
+    distance is the full one (codec.media.audio_metrics.mel_distance, which every band counts)."""
+    from codec.media.audio_metrics import mel_distance
+    from codec.training.tasks.audio_rd import MelDistance
+
+    mel = MelDistance(48000)
+    t = torch.arange(16384) / 48000
+    x = (0.3 * torch.sin(2 * torch.pi * 440 * t) + 0.05 * torch.sin(2 * torch.pi * 3000 * t))[None, None]
+    y = x + 0.05 * torch.sin(2 * torch.pi * 16000 * t)[None, None]  # only above 8 kHz
+    both = torch.cat([y, y]), torch.cat([x, x])
+    full = mel(*both)
+    limited = mel(*both, limit=torch.tensor([8000.0, 24000.0]))
+    assert float(full[0]) > 0.05 and float(limited[0]) < 0.05 * float(full[0])
+    assert float(limited[1]) == pytest.approx(float(full[1]), rel=1e-6)
+    ref = mel_distance(A.Audio(x[0].numpy(), 48000), A.Audio(y[0].numpy(), 48000))
+    assert float(full[0]) == pytest.approx(ref, rel=1e-3)
 
 
 def test_a_short_run_validates_by_real_coding_and_exports(tmp_path):

@@ -61,9 +61,10 @@ class _Variant:
         if v["channels_last"]:
             model.to(memory_format=torch.channels_last)
         g = torch.Generator().manual_seed(seed)
-        if audio:  # excerpts [B, 1, crop] as the audio task's batches are (smoothed noise, about -20 dBFS)
+        if audio:  # (excerpts [B, 1, crop], their files' Nyquist [B]) as the audio task's batches are
+            # (smoothed noise, about -20 dBFS, from 48 kHz files)
             x = torch.nn.functional.avg_pool1d(torch.randn(batch, 1, crop + 3, generator=g), 4, stride=1)
-            self.x = (0.2 * x).clamp(-1, 1).to(device)
+            self.x = ((0.2 * x).clamp(-1, 1).to(device), torch.full((batch,), 24_000.0))
         else:
             x = torch.nn.functional.avg_pool2d(torch.rand(batch, 3, crop + 3, crop + 3, generator=g), 4, stride=1)
             self.x = torch.round(x * 255).to(torch.uint8).to(device)  # what the loader gives

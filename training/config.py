@@ -66,6 +66,9 @@ class LossConfig:
     # VQ models: the loss is mse_weight * MSE + ssim_weight * (1 - MS-SSIM) + commit_weight * commitment
     ssim_weight: float = 0.0
     commit_weight: float = 1.0
+    # audio: the log-mel distance counts only the bands below each excerpt's file's own Nyquist
+    # frequency (as codec eval measures it, at the file's rate); false: every band to 24 kHz
+    mel_source_band: bool = False
 
 
 @dataclass
@@ -207,6 +210,8 @@ class Config:
                              "use loss.lmbda)")
         if lo.lmbda is not None and not lo.lmbda > 0:
             raise ValueError(f"loss.lmbda: must be > 0, got {lo.lmbda}")
+        if not isinstance(lo.mel_source_band, bool):
+            raise ValueError(f"loss.mel_source_band: must be true or false, got {lo.mel_source_band!r}")
         if lo.aux_weight < 0 or lo.mse_weight < 0:
             raise ValueError("loss.aux_weight and loss.mse_weight: must be >= 0")
         if d.holdout is not None and (spec.modality != "audio" or not all(isinstance(p, str) and p

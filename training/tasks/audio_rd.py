@@ -10,7 +10,11 @@ side, as the codec codes them):
   plus the auxiliary loss of the factorized densities' quantiles;
 - every excerpt gets a random quality, uniform over the model's range, and the lambda
   interpolated log-linearly between its levels' lambdas (gain units);
-- a random gain of -20..0 dB per excerpt (what is coded does not depend on loudness).
+- a random gain of -20..0 dB per excerpt (what is coded does not depend on loudness);
+- with ``loss.mel_source_band`` the log-mel distance of an excerpt counts only the mel bands
+  whose centre lies below its file's own Nyquist frequency (a 16 kHz file: below 8 kHz), as
+  ``codec eval`` measures at the file's own rate: the model's output above that is
+  resampled away on decoding, so it need not match the resampler's residue there.
 
 Files are decoded and resampled once (:mod:`codec.media.audio`) and held in memory;
 ``data.holdout`` files are left out of training.  Every excerpt is a pure function of
@@ -57,15 +61,16 @@ def list_audio(folders, what="data.train") -> list[Path]:
     return sorted(files)
 
 
-def load_items(path, rate: int) -> list[np.ndarray]:
-    """The mono items of one file at ``rate``: its channel, or mid and side of a stereo file."""
+def load_items(path, rate: int) -> tuple[list[np.ndarray], int]:
+    """The mono items of one file at ``rate`` (its channel, or mid and side of a stereo
+    file) and the file's own sample rate."""
     from codec.media import audio as A
 
-    a = A.resample(A.read(path), rate)
-    x = a.samples
+    src = A.read(path)
+    x = A.resample(src, rate).samples
     if x.shape[0] == 2:
-        return [(x[0] + x[1]) / 2, (x[0] - x[1]) / 2]
-    return [c for c in x]
+        return [(x[0] + x[1]) / 2, (x[0] - x[1]) / 2], src.sample_rate
+    return [c for c in x], src.sample_rate
 
 
 class MelDistance(nn.Module):
@@ -78,8 +83,11 @@ class MelDistance(nn.Module):
 
         self.sizes = MEL_FFT_SIZES
         for n_fft in self.sizes:
-            self.register_buffer(f"fb{n_fft}", mel_filterbank(rate, n_fft, n_fft // 16), persistent=False)
+            fb = mel_filterbank(rate, n_fft, n_fft // 16)
+            self.register_buffer(f"fb{n_fft}", fb, persistent=False)
             self.register_buffer(f"win{n_fft}", torch.hann_window(n_fft, periodic=True), persistent=False)
+            freqs = torch.arange(fb.shape[1], dtype=torch.float32) * rate / n_fft
+            self.register_buffer(f"centre{n_fft}", (fb @ freqs) / fb.sum(1), persistent=False)  # Hz
 
     def _log_mel(self, x, n_fft):
         from codec.media.audio_metrics import MEL_EPS
@@ -90,10 +98,19 @@ class MelDistance(nn.Module):
         mag = (spec.real.square() + spec.imag.square() + 1e-12).sqrt() / float(win.sum())
         return torch.log10((getattr(self, f"fb{n_fft}") @ mag).clamp_min(MEL_EPS))
 
-    def forward(self, x_hat, x):
+    def forward(self, x_hat, x, limit=None):
+        """``limit``: None, or ``[B]`` frequencies (Hz): each row counts only the bands whose
+        centre lies below its limit (the mean over those bands and every frame)."""
         a, b = x_hat.flatten(1).float(), x.flatten(1).float()
-        return sum((self._log_mel(a, n) - self._log_mel(b, n)).abs().flatten(1).mean(1) for n in self.sizes) \
-            / len(self.sizes)
+        total = 0
+        for n in self.sizes:
+            d = (self._log_mel(a, n) - self._log_mel(b, n)).abs()  # [B, bands, frames]
+            if limit is None:
+                total = total + d.flatten(1).mean(1)
+            else:
+                keep = (getattr(self, f"centre{n}")[None] < limit[:, None]).to(d)  # [B, bands]
+                total = total + (d.mean(2) * keep).sum(1) / keep.sum(1).clamp_min(1)
+        return total / len(self.sizes)
 
 
 class AudioRDForward(nn.Module):
@@ -101,10 +118,10 @@ class AudioRDForward(nn.Module):
         super().__init__()
         self.model, self.mel = model, mel
 
-    def forward(self, x, quality):
+    def forward(self, x, quality, limit=None):
         out = self.model(x, quality)
         return {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"], "aux": self.model.aux_loss(),
-                "mel": self.mel(out["x_hat"], x)}
+                "mel": self.mel(out["x_hat"], x, limit)}
 
 
 class AudioRDTask(RegistryModelTask):
@@ -120,6 +137,7 @@ class AudioRDTask(RegistryModelTask):
         self.points = tuple((float(q), lam) for q, lam in enumerate(cfg.lambdas, start=1))
         self.rate = int(self.arch_kwargs.get("sample_rate", self.spec.arch_class().sample_rate))
         self.items, self.val_items, self.files = [], [], []
+        self.nyquist = []  # per item: its file's own sample rate / 2 (Hz)
         self.mel = None
 
     @property
@@ -136,8 +154,13 @@ class AudioRDTask(RegistryModelTask):
         self.files = [f for f in list_audio(d.train) if f.resolve() not in held]
         if not self.files:
             raise ValueError("data.train: every file is held out")
-        self.items = [it for f in self.files for it in load_items(f, self.rate)
-                      if it.shape[0] >= MIN_ITEM_SECONDS * self.rate]
+        self.items, self.nyquist = [], []
+        for f in self.files:
+            items, rate = load_items(f, self.rate)
+            for it in items:
+                if it.shape[0] >= MIN_ITEM_SECONDS * self.rate:
+                    self.items.append(it)
+                    self.nyquist.append(rate / 2)
         from codec.media import audio as A
 
         n_val = int(VAL_SECONDS * self.rate)
@@ -149,10 +172,15 @@ class AudioRDTask(RegistryModelTask):
 
     def batch(self, step: int, rank: int) -> torch.Tensor:
         """The excerpts of ``step`` on ``rank``: ``[B, 1, crop]`` (a pure function of the seed, step and rank)."""
+        return self._batch(step, rank)[0]
+
+    def _batch(self, step: int, rank: int) -> tuple:
+        """:meth:`batch` and each excerpt's file's Nyquist frequency ``[B]`` (Hz)."""
         d = self.cfg.data
         g = np.random.default_rng([self.run.seed, 0xA0D10, step, rank])
         out = np.zeros((d.batch_size, 1, d.crop), np.float32)
-        for b, i in enumerate(g.choice(len(self.items), size=d.batch_size, p=self.weights)):
+        picks = g.choice(len(self.items), size=d.batch_size, p=self.weights)
+        for b, i in enumerate(picks):
             it = self.items[i]
             n = len(it)
             if n >= d.crop:
@@ -163,11 +191,11 @@ class AudioRDTask(RegistryModelTask):
                 seg = np.zeros(d.crop, np.float32)
                 seg[o:o + n] = it
             out[b, 0] = seg * np.float32(10 ** (-g.uniform(0, 20) / 20))
-        return torch.from_numpy(out)
+        return torch.from_numpy(out), torch.tensor([self.nyquist[i] for i in picks], dtype=torch.float32)
 
     def batches(self, start: int, stop: int, ctx: Context):
         for s in range(start, stop):
-            yield self.batch(s, ctx.rank)
+            yield self._batch(s, ctx.rank)
 
     # -- model ----------------------------------------------------------------------
     def build(self, ctx: Context, init: bool) -> nn.Module:
@@ -187,9 +215,11 @@ class AudioRDTask(RegistryModelTask):
 
     # -- one step -------------------------------------------------------------------
     def step(self, net: nn.Module, batch, ctx: Context) -> dict:
-        x = batch.to(ctx.device, non_blocking=True)
+        x, nyquist = batch
+        x = x.to(ctx.device, non_blocking=True)
+        limit = nyquist.to(ctx.device) if self.cfg.loss.mel_source_band else None
         quality, lmbda = sample_qualities(x.shape[0], [lam for _, lam in self.points], x.device)
-        out = net(x, quality)
+        out = net(x, quality, limit)
         n = x.shape[-1]
         bps = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / (-math.log(2) * n)
         mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
