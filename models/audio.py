@@ -50,6 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from codec import entropy
+from codec.models.audio_energy import BandEnergy
 from codec.models.integer import exact_mode
 from codec.models.latent_codecs import (GainLatentCodec, HyperpriorLatentCodec, LatentCodecModel, NoiseFill,
                                         NotFrozenError)
@@ -284,7 +285,7 @@ class AudioModel(LatentCodecModel):
 
     def __init__(self, N=192, E=128, levels=8, wavelet_levels=8, blocks=6, hyper=64, z=16,
                  hop=491_520, context=1536, scale=100.0, sample_rate=48_000, loudness=0, fill_levels=0,
-                 transform=0):
+                 transform=0, energy=0):
         super().__init__()
         if not 3 <= wavelet_levels <= 8:
             raise ValueError("wavelet_levels must lie in 3..8")
@@ -294,12 +295,16 @@ class AudioModel(LatentCodecModel):
         if transform not in self.TRANSFORMS:
             raise ValueError(f"unknown transform {transform} (known: "
                              f"{', '.join(f'{k} ({v.__name__})' for k, v in self.TRANSFORMS.items())})")
+        if energy not in (0, 1):
+            raise ValueError(f"energy must be 0 (off) or 1 (band-energy correction), not {energy}")
         self.loudness = int(loudness)
         self.loud_tables: entropy.CDFTables | None = None
         self.sample_rate, self.levels = int(sample_rate), levels
         self.packet = self.TRANSFORMS[transform](wavelet_levels)
         b = self.packet.bands
         self.M = b  # one latent channel per subband
+        # channel c holds the band of frequency rank gray_rank(c), with either transform
+        self.energy = BandEnergy([gray_rank(c) for c in range(b)]) if energy else None
         self.frame = b  # samples per latent frame
         self.multiple = self.multiple_for(wavelet_levels)  # the hyper-latent halves the frames twice
         self.hop, self.context = hop, context
@@ -327,8 +332,10 @@ class AudioModel(LatentCodecModel):
     def analysis(self, x):  # [B, 1, n] -> [B, M, 1, n / frame]
         return self.g_a(self.packet(x)).unsqueeze(2)
 
-    def synthesis(self, y_hat):  # [B, M, 1, m] -> [B, 1, m * frame]
-        return self.packet.inverse(self.g_s(y_hat.squeeze(2)))
+    def synthesis(self, y_hat, r=None):  # [B, M, 1, m] -> [B, 1, m * frame]
+        """``r``: band-energy correction indexes (:mod:`codec.models.audio_energy`), or None."""
+        c = self.g_s(y_hat.squeeze(2))
+        return self.packet.inverse(c if r is None else self.energy.apply(c, r))
 
     def forward(self, x, quality):
         """Training: ``x`` ``[B, 1, n]`` (``n`` a multiple of :attr:`multiple`), ``quality`` a
@@ -344,7 +351,8 @@ class AudioModel(LatentCodecModel):
     # -- loudness-adaptive steps -----------------------------------------------------------
     @property
     def section_kinds(self) -> tuple:
-        return (("gains",) if self.loudness else ()) + tuple(self.latent_codec.kinds)
+        return (("gains",) if self.loudness else ()) + tuple(self.latent_codec.kinds) \
+            + (("energy",) if self.energy is not None else ())
 
     @torch.no_grad()
     def loud_index(self, x):
@@ -384,25 +392,33 @@ class AudioModel(LatentCodecModel):
         super().freeze()
         if self.loudness:
             self.loud_tables = entropy.laplace_tables([self.LOUD_DIVERSITY])
+        if self.energy is not None:
+            self.energy.freeze()
 
     def frozen_state(self) -> dict:
         out = super().frozen_state()
         if self.loudness:
             out.update(self._gain_tables().state_dict("frozen.gains."))
+        if self.energy is not None:
+            out.update(self.energy.state_dict("frozen.energy."))
         return out
 
     def load_frozen(self, state: dict):
-        super().load_frozen({k: v for k, v in state.items() if not k.startswith("frozen.gains.")})
+        super().load_frozen({k: v for k, v in state.items()
+                             if not k.startswith(("frozen.gains.", "frozen.energy."))})
+        if self.energy is not None:
+            self.energy.load(state, "frozen.energy.")
         if self.loudness:
             self.loud_tables = entropy.CDFTables.from_state_dict(state, "frozen.gains.", family="laplace")
             if self.loud_tables.num_rows != 1:
                 raise ValueError("the gains table has one row")
 
     @torch.no_grad()
-    def synthesize(self, y_hat):
-        """The synthesis as decoding runs it (tests: decoded samples = this of the coded latents)."""
+    def synthesize(self, y_hat, r=None):
+        """The synthesis as decoding runs it (tests: decoded samples = this of the coded latents
+        and energy indexes)."""
         with exact_mode():
-            return self.synthesis(y_hat)
+            return self.synthesis(y_hat, r)
 
     # -- chunks ------------------------------------------------------------------------
     def chunks(self, n: int, hop: int | None = None, context: int | None = None) -> list:
@@ -479,8 +495,12 @@ class AudioModel(LatentCodecModel):
             if self.loudness:  # one gain row for the chunk's channels: the loudest channel's
                 k = self.loud_index(seg).amin(0, keepdim=True)
                 first, y = [self.encode_gains(k)], y * self.loud_gain(k)
-            streams, _ = self.latent_codec.compress(y, quality)
+            streams, y_hat = self.latent_codec.compress(y, quality)
             streams = first + list(streams)
+            if self.energy is not None:  # the decoder's coefficients against the input's
+                c_hat = self.g_s((y_hat if not self.loudness else y_hat / self.loud_gain(k)).squeeze(2))
+                r = self.energy.indexes(self.packet(seg[:, None]), c_hat)
+                streams.append(self.energy.encode(r))
         return [Section(kind, s, index, FLAG_KEY if i == 0 else 0)
                 for i, (kind, s) in enumerate(zip(self.section_kinds, streams))]
 
@@ -493,8 +513,13 @@ class AudioModel(LatentCodecModel):
             if self.loudness:
                 k = self.decode_gains(streams[0], coded // (self.frame * self.LOUD_FRAMES))
                 g, streams = self.loud_gain(k).to(device), streams[1:]
+            r = None
+            if self.energy is not None:
+                frames = coded // self.frame
+                r, streams = self.energy.decode(streams[-1], (channels, self.energy.groups,
+                                                              self.energy.cells(frames))), streams[:-1]
             y_hat = self.latent_codec.decompress(streams, shape, quality, device=device).to(device)
-            return self.synthesis(y_hat if g is None else y_hat / g)[:, 0]
+            return self.synthesis(y_hat if g is None else y_hat / g, r)[:, 0]
 
     def _fade(self, n: int, device):
         """The rising half of a raised cosine over ``n`` samples (the falling one is 1 minus it)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: section kind -> the code the container stores (u8). Codes are never reused.
-KINDS = {"latent": 1, "hyper-latent": 2, "frame-index": 3, "metadata": 4, "network": 5, "tokens": 6, "gains": 7}
+KINDS = {"latent": 1, "hyper-latent": 2, "frame-index": 3, "metadata": 4, "network": 5, "tokens": 6, "gains": 7, "energy": 8}
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 #: section flag bit 0: the section starts a random-access point (a key frame, a first chunk)
 FLAG_KEY = 1

@@ -166,7 +166,7 @@ MODELS: dict[str, ModelSpec] = {
                               "for very low rates"),
         ModelSpec("wavelet-audio", "audio", "codec.models.audio:AudioModel",
                   dict(N=192, E=128, levels=8, wavelet_levels=8, blocks=6, sample_rate=48000, hop=491_520,
-                       context=1536, loudness=0, fill_levels=0, transform=0),
+                       context=1536, loudness=0, fill_levels=0, transform=0, energy=0),
                   quality=CONTINUOUS,
                   description="WaLLoC-style audio codec at 48 kHz: an 8-level CDF 9/7 wavelet packet (256 bands) "
                               "around a shallow autoencoder with skips and a learned compander, scale hyperprior "
@@ -256,7 +256,7 @@ def _arch_kwargs(spec: ModelSpec, meta: dict) -> dict:
             extra = json.loads(meta["arch_kwargs"])
         except json.JSONDecodeError:
             extra = None
-        if not isinstance(extra, dict) or any(k not in spec.kwargs or not isinstance(v, int) or v < (0 if k in ("blocks", "loudness", "fill_levels", "transform") else 1)
+        if not isinstance(extra, dict) or any(k not in spec.kwargs or not isinstance(v, int) or v < (0 if k in ("blocks", "loudness", "fill_levels", "transform", "energy") else 1)
                                               or (k == "levels" and v != spec.kwargs[k])
                                               for k, v in extra.items()):
             raise ValueError(f"weights for model '{spec.name}' have invalid arch_kwargs metadata: "

@@ -27,22 +27,23 @@ def _signal(rate, seconds, channels, seed=0):
     return A.Audio(np.clip(np.stack(chans), -1, 1).astype(np.float32), rate)
 
 
-def _small(loudness=0, fill_levels=0, transform=0):
+def _small(loudness=0, fill_levels=0, transform=0, energy=0):
     torch.manual_seed(0)
     m = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256, loudness=loudness,
-                   fill_levels=fill_levels, transform=transform).eval()
+                   fill_levels=fill_levels, transform=transform, energy=energy).eval()
     m.latent_codec.init_gains([0.5 * 1.7 ** k for k in range(8)], ref=4)
     m.freeze()
     return m
 
 
-@pytest.fixture(scope="module", params=[(0, 0), (1, 0), (1, 1)], ids=["fixed-steps", "loudness-steps", "mdct"])
+@pytest.fixture(scope="module", params=[(0, 0, 0), (1, 0, 0), (1, 1, 1)],
+                ids=["fixed-steps", "loudness-steps", "mdct-energy"])
 def small(request):
     """A frozen model with short chunks (4096 samples, 256 of context), 32 bands and random
     weights: a 5-level packet with fixed quantisation steps, with steps that follow
-    loudness, and an MDCT with loudness steps."""
-    loudness, transform = request.param
-    return _small(loudness, transform=transform)
+    loudness, and an MDCT with loudness steps and band-energy correction."""
+    loudness, transform, energy = request.param
+    return _small(loudness, transform=transform, energy=energy)
 
 
 @pytest.fixture(autouse=True)
@@ -207,7 +208,12 @@ def test_decoded_samples_equal_the_synthesis_of_the_coded_latents(small):
             assert torch.equal(small.decode_gains(payload.sections[0].data, coded // (4 * small.frame)), k)
             g = small.loud_gain(k)
         _, y_hat = small.latent_codec.compress(y * g, q)
-    assert torch.equal(rec, small.synthesize(y_hat / g)[:, 0, P:P + n])
+        r = None
+        if small.energy is not None:  # the encoder's rule, and what the stream carries
+            r = small.energy.indexes(small.packet(seg[:, None]), small.g_s((y_hat / g).squeeze(2)))
+            assert payload.sections[-1].kind == "energy"
+            assert torch.equal(small.energy.decode(payload.sections[-1].data, tuple(r.shape)), r)
+    assert torch.equal(rec, small.synthesize(y_hat / g, r)[:, 0, P:P + n])
 
 
 def test_loudness_index_follows_the_rms_of_each_block():
@@ -254,6 +260,49 @@ def test_loudness_gains_survive_export_and_corrupt_gains_are_refused():
         m.decode_gains(bad, 2)
     with pytest.raises(ValueError, match="loudness scheme"):
         AudioModel(wavelet_levels=5, loudness=7)
+
+
+def test_energy_groups_are_half_octaves_and_indexes_restore_each_cell():
+    from codec.models.audio_energy import FRAMES, R, BandEnergy, group_of_rank
+
+    # bands 0..3 (0-375 Hz at 256 bands of 93.75 Hz) then two groups an octave, 13 in all
+    ranks = (0, 3, 4, 5, 6, 7, 8, 11, 12, 15, 16, 127, 128, 181, 182, 255)
+    assert [group_of_rank(f) for f in ranks] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 10, 11, 11, 12, 12]
+    e = BandEnergy([gray_rank(c) for c in range(256)])
+    assert e.groups == 13 and e.cells(40) == 3
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(2, 256, 40, generator=g, dtype=torch.float64)
+    k = torch.randint(-8, 9, (2, 13, 3), generator=g)
+    gain = torch.pow(2.0, k.double() / 4)  # whole 1.5 dB steps
+    c_hat = c / torch.einsum("cgt,bg->cbt", gain, e.onehot).repeat_interleave(FRAMES, -1)[..., :40]
+    r = e.indexes(c, c_hat)
+    assert torch.equal(r, k)  # each cell's energy ratio found exactly
+    assert torch.allclose(e.apply(c_hat, r), c)
+    # a silent decoded cell is left alone; a silent input cell is pulled down as far as allowed
+    c_hat[0, :, :FRAMES] = 0
+    c[1, :, FRAMES:2 * FRAMES] = 0
+    r = e.indexes(c, c_hat)
+    assert (r[0, :, 0] == 0).all() and (r[1, :, 1] == -R).all()
+
+
+def test_energy_indexes_survive_export_and_corrupt_ones_are_refused():
+    from codec.models.payload import PayloadError
+
+    m = _small(1, transform=1, energy=1)
+    x = torch.from_numpy(_signal(m.sample_rate, 0.05, 1).samples)
+    p = m.compress(x, 4.0)
+    assert p.kinds() == ("gains", "hyper-latent", "latent", "energy")
+    state = m.frozen_state()
+    assert {"frozen.energy.cdf", "frozen.energy.lengths", "frozen.energy.offsets"} <= set(state)
+    m2 = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256, loudness=1, transform=1, energy=1).eval()
+    m2.load_state_dict({k: v for k, v in m.state_dict().items() if "h_s_int" not in k}, strict=False)
+    m2.load_frozen(state)
+    assert torch.equal(m2.decompress(p, 4.0), m.decompress(p, 4.0))
+    bad = codec.entropy.encode_sequential(np.array([3, 13]), np.zeros(2, dtype=np.int64), m.energy.tables)
+    with pytest.raises(PayloadError, match="energy section"):
+        m.energy.decode(bad, (1, 2))
+    with pytest.raises(ValueError, match="energy must be 0"):
+        AudioModel(wavelet_levels=5, energy=2)
 
 
 def test_streaming_encoder_writes_the_same_bytes_for_any_blocks(small):
