@@ -111,8 +111,24 @@ def test_a_short_run_validates_by_real_coding_and_exports(tmp_path):
     assert m.trained and m.M == 32  # one latent channel per subband of the 5-level packet
     x = torch.from_numpy(A.resample(A.read(files[0]), m.sample_rate).samples)
     assert m.decompress(m.compress(x, 2.5), 2.5).shape == x.shape
+    # band-energy correction is coding state only: it can be added at export, not a kwarg that changes weights
+    s = export(tmp_path / "run", output=tmp_path / "e.safetensors", arch_kwargs={"energy": 1})
+    m = registry.load_model("wavelet-audio", path=tmp_path / "e.safetensors")
+    assert s["arch_kwargs"]["energy"] == 1 and m.energy is not None
+    assert m.compress(x, 2.5).kinds()[-1] == "energy" and m.decompress(m.compress(x, 2.5), 2.5).shape == x.shape
+    with pytest.raises(ValueError, match="do not fit"):
+        export(tmp_path / "run", output=tmp_path / "b.safetensors", arch_kwargs={"blocks": 1})
     # resuming continues from the checkpoint (the step count goes on)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res2 = train(_config(tmp_path, files, steps=6), resume="auto", quiet=True)
     assert res2.step == 6
+
+
+def test_export_arch_overrides_are_key_integer_pairs():
+    from codec.training.cli import _arch_overrides
+
+    assert _arch_overrides(["energy=1", "loudness=0"]) == {"energy": 1, "loudness": 0}
+    for bad in ("energy", "energy=on", "=1"):
+        with pytest.raises(ValueError, match="KEY=INTEGER"):
+            _arch_overrides([bad])

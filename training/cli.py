@@ -79,12 +79,27 @@ def run_train(args) -> int:
     return 130 if res.interrupted else 0
 
 
+def _arch_overrides(items) -> dict:
+    out = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        try:
+            out[k.strip()] = int(v)
+        except ValueError:
+            sep = ""
+        if not sep or not k.strip():
+            raise ValueError(f"--arch takes KEY=INTEGER, not {it!r}")
+    return out
+
+
 def run_export(args) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     from codec.training.export import export, export_tables, export_video
 
+    if args.arch and (args.tables is not None or args.video is not None):
+        raise ValueError("--arch is for a registry model's checkpoint (not with --tables or --video)")
     if args.tables is not None:
         if args.checkpoint is not None or args.video is not None or args.quality is not None or args.half:
             raise ValueError("--tables takes no CHECKPOINT, --video, --quality or --half")
@@ -100,7 +115,7 @@ def run_export(args) -> int:
         raise ValueError("--intra is for --video")
     else:
         s = export(args.checkpoint, output=args.output, half=args.half, quality=args.quality,
-                   install=args.install, force=args.force)
+                   install=args.install, force=args.force, arch_kwargs=_arch_overrides(args.arch))
     vr = s.get("variable_rate", False)
     what = "variable rate" if vr else f"quality {s['quality']}"
     print(f"{s['path']}: model '{s['name']}' {what} {s['arch_kwargs']}, {s['dtype']}, "
@@ -141,6 +156,10 @@ def register_export(sub) -> None:
                    help="write into the package's weights folder under the stable name NAME-qQ (NAME for a "
                         "variable-rate model)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.add_argument("--arch", metavar="KEY=VALUE", action="append", default=[],
+                   help="change an integer architecture kwarg that adds or drops no weights, repeatable "
+                        "(e.g. energy=1: an audio model's band-energy correction); the checkpoint's weights "
+                        "must load into the result unchanged")
     p.add_argument("--video", metavar="NAME", default=None,
                    help="write video model NAME (e.g. video-ip) instead: CHECKPOINT is its P-frame residual "
                         "coder (a run of an image model on residual pictures, or an image weights file)")

@@ -68,11 +68,14 @@ def test_sound(rate: int) -> torch.Tensor:
 
 
 def export(checkpoint, output=None, half: bool = False, quality=None, install: bool = False,
-           force: bool = False) -> dict:
+           force: bool = False, arch_kwargs: dict | None = None) -> dict:
     """Write the frozen model of ``checkpoint`` (a file or a run folder: its best.pt, else last.pt).
 
     ``output``: a file or folder (default: the checkpoint's folder); ``install``: into the
-    package's weights (``load_model(name, quality)`` then finds it).  Returns a summary."""
+    package's weights (``load_model(name, quality)`` then finds it); ``arch_kwargs``:
+    architecture kwargs to change that add or drop no weights (e.g. ``{"energy": 1}``: an
+    audio model's band-energy correction, which is coding state only), checked by loading
+    the checkpoint's weights strictly.  Returns a summary."""
     from codec.media.image import to_8bit
     from codec.media.image_metrics import psnr_rgb
     from codec.models import registry
@@ -106,8 +109,20 @@ def export(checkpoint, output=None, half: bool = False, quality=None, install: b
         raise ValueError(f"{dst} exists (use --force to replace it)")
     dst.parent.mkdir(parents=True, exist_ok=True)
 
-    model, kwargs = build_model(name, arch["arch_kwargs"])
-    model.load_state_dict(ck["model"])
+    kwargs_in = dict(arch["arch_kwargs"])
+    for k, v in (arch_kwargs or {}).items():
+        if k not in spec.kwargs or not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"--arch {k}={v!r}: model '{name}' has integer kwargs "
+                             f"{', '.join(sorted(spec.kwargs))}")
+        kwargs_in[k] = v
+    model, kwargs = build_model(name, kwargs_in)
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as exc:
+        if not arch_kwargs:
+            raise
+        raise ValueError(f"--arch {arch_kwargs}: the checkpoint's weights do not fit that architecture "
+                         f"({str(exc).splitlines()[0]})") from None
     model.eval()
     if half:  # freeze from the weights as they will be stored
         with torch.no_grad():
