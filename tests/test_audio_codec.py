@@ -269,12 +269,13 @@ def test_energy_groups_are_half_octaves_and_indexes_restore_each_cell():
     ranks = (0, 3, 4, 5, 6, 7, 8, 11, 12, 15, 16, 127, 128, 181, 182, 255)
     assert [group_of_rank(f) for f in ranks] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 10, 11, 11, 12, 12]
     e = BandEnergy([gray_rank(c) for c in range(256)])
-    assert e.groups == 13 and e.cells(40) == 3
+    T = 2 * FRAMES + 8  # two whole cells and a short one
+    assert e.groups == 13 and e.cells(T) == 3
     g = torch.Generator().manual_seed(0)
-    c = torch.randn(2, 256, 40, generator=g, dtype=torch.float64)
+    c = torch.randn(2, 256, T, generator=g, dtype=torch.float64)
     k = torch.randint(-8, 9, (2, 13, 3), generator=g)
     gain = torch.pow(2.0, k.double() / 4)  # whole 1.5 dB steps
-    c_hat = c / torch.einsum("cgt,bg->cbt", gain, e.onehot).repeat_interleave(FRAMES, -1)[..., :40]
+    c_hat = c / torch.einsum("cgt,bg->cbt", gain, e.onehot).repeat_interleave(FRAMES, -1)[..., :T]
     r = e.indexes(c, c_hat)
     assert torch.equal(r, k)  # each cell's energy ratio found exactly
     assert torch.allclose(e.apply(c_hat, r), c)
