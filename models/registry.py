@@ -168,9 +168,10 @@ MODELS: dict[str, ModelSpec] = {
                   dict(N=192, E=128, levels=8, wavelet_levels=8, blocks=6, sample_rate=48000, hop=491_520,
                        context=1536, loudness=0, fill_levels=0, transform=0, energy=0),
                   quality=CONTINUOUS,
-                  description="WaLLoC-style audio codec at 48 kHz: an 8-level CDF 9/7 wavelet packet (256 bands) "
-                              "around a shallow autoencoder with skips and a learned compander, scale hyperprior "
-                              "with noise fill and gain units; continuous quality 1..8"),
+                  description="WaLLoC-style audio codec at 48 kHz: a 256-band transform (the shipped weights: an MDCT; "
+                              "an 8-level CDF 9/7 wavelet packet before) around a shallow autoencoder with skips "
+                              "and a learned compander, scale hyperprior with noise fill and gain units, "
+                              "loudness steps and band-energy correction; continuous quality 1..8"),
         ModelSpec("video-ip", "video", "codec.models.video:VideoModel", dict(N=64, M=96, levels=8),
                   quality=CONTINUOUS,
                   description="I/P-frame video codec: mean-scale I-frames; P-frames by overlapped half-pel block "
