@@ -490,7 +490,8 @@ class AudioModel(LatentCodecModel):
     def compress_chunk(self, seg, quality, index: int) -> list:
         """One chunk ``[C, coded]`` (coded channels) -> its sections."""
         with exact_mode():
-            y = self.analysis(seg[:, None])
+            c = self.packet(seg[:, None])  # the transform's coefficients (the energy correction compares with them)
+            y = self.g_a(c).unsqueeze(2)  # = self.analysis(seg[:, None])
             first = []
             if self.loudness:  # one gain row for the chunk's channels: the loudest channel's
                 k = self.loud_index(seg).amin(0, keepdim=True)
@@ -499,7 +500,7 @@ class AudioModel(LatentCodecModel):
             streams = first + list(streams)
             if self.energy is not None:  # the decoder's coefficients against the input's
                 c_hat = self.g_s((y_hat if not self.loudness else y_hat / self.loud_gain(k)).squeeze(2))
-                r = self.energy.indexes(self.packet(seg[:, None]), c_hat)
+                r = self.energy.indexes(c, c_hat)
                 streams.append(self.energy.encode(r))
         return [Section(kind, s, index, FLAG_KEY if i == 0 else 0)
                 for i, (kind, s) in enumerate(zip(self.section_kinds, streams))]
