@@ -217,7 +217,7 @@ def encode(item, *, model: str | None = None, quality=None, device=None, medium:
             if bitrate is not None:
                 segs, n_model = ac.sample_segments(m, blocks, item.sample_rate, item.channels, item.length)
                 q, _ = ac.pick_quality(m, spec, segs, ac.parse_bitrate(bitrate), item.duration,
-                                       _overhead(m, spec, item.info, n_model))
+                                       _overhead(m, spec, item.info, n_model), item.sample_rate)
             payload = ac.stream_payload(m, blocks, item.sample_rate, item.channels, q)
         elif spec.effort:
             payload = m.compress(med.model_input(item, dev), q, effort=effort, progress=progress)
@@ -407,7 +407,8 @@ def encode_file(src, dst, *, model: str | None = None, quality=None, bitrate=Non
                 segs, n_model = ac.sample_segments(m, r.blocks(), rate, channels, est)
         if target is not None:
             info = ct.AudioInfo(rate, channels, r.samples, depth)
-            q, _ = ac.pick_quality(m, spec, segs, target, info.samples / rate, _overhead(m, spec, info, n_model))
+            q, _ = ac.pick_quality(m, spec, segs, target, info.samples / rate, _overhead(m, spec, info, n_model),
+                                   rate)
             del segs
     with A.Reader(src, max_samples) as r, _resources(f"encode {src}"):
         counted = []

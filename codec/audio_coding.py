@@ -42,7 +42,7 @@ def stream_payload(model, blocks, rate: int, channels: int, quality):
     import torch
 
     res = _to_model(model, rate, channels)
-    enc = model.encoder(channels, quality)
+    enc = model.encoder(channels, quality, rate)
     for b in blocks:
         enc.push(torch.from_numpy(np.ascontiguousarray(res.push(b))))
     enc.push(torch.from_numpy(np.ascontiguousarray(res.finish())))
@@ -91,12 +91,14 @@ def sample_segments(model, blocks, rate: int, channels: int, estimated: int | No
     return [(kept[k], plan[k][1]) for k in sorted(kept)], ch.n
 
 
-def pick_quality(model, spec, segments: list, kbps: float, total_seconds: float, overhead=(0, 0)) -> tuple:
+def pick_quality(model, spec, segments: list, kbps: float, total_seconds: float, overhead=(0, 0),
+                 source_rate: int | None = None) -> tuple:
     """``(quality, estimated kbps)``: the highest quality on the spec's grid whose stream is
     estimated at most ``kbps`` (the lowest quality when none is): the sections of
     ``segments`` and their table entries per second, plus the stream's fixed bytes
     (``overhead = (fixed bytes, bytes per section)``, :func:`codec.container.overhead`)
-    spread over ``total_seconds``."""
+    spread over ``total_seconds``; ``source_rate``: the signal's own rate, as
+    :meth:`~codec.models.audio.AudioModel.encoder` takes it)."""
     if not (isinstance(kbps, (int, float)) and math.isfinite(kbps) and kbps > 0):
         raise InputError(f"a target bitrate is a positive number of kbit/s, not {kbps!r}")
     seconds = sum(core for _, core in segments) / model.sample_rate
@@ -104,7 +106,7 @@ def pick_quality(model, spec, segments: list, kbps: float, total_seconds: float,
     fixed, per_section = overhead
 
     def rate(q):
-        secs = [s for seg, _ in segments for s in model.compress_chunk(seg.to(dev), q, 0)]
+        secs = [s for seg, _ in segments for s in model.compress_chunk(seg.to(dev), q, 0, source_rate)]
         nbytes = sum(len(s.data) + per_section for s in secs)
         return 8 * nbytes / seconds / 1000 + 8 * fixed / total_seconds / 1000
 

@@ -295,8 +295,9 @@ class AudioModel(LatentCodecModel):
         if transform not in self.TRANSFORMS:
             raise ValueError(f"unknown transform {transform} (known: "
                              f"{', '.join(f'{k} ({v.__name__})' for k, v in self.TRANSFORMS.items())})")
-        if energy not in (0, 1):
-            raise ValueError(f"energy must be 0 (off) or 1 (band-energy correction), not {energy}")
+        if energy not in (0, 1, 2):
+            raise ValueError(f"energy must be 0 (off), 1 or 2 (band-energy correction: half-octave or mel "
+                             f"groups), not {energy}")
         self.loudness = int(loudness)
         self.loud_tables: entropy.CDFTables | None = None
         self.sample_rate, self.levels = int(sample_rate), levels
@@ -304,7 +305,7 @@ class AudioModel(LatentCodecModel):
         b = self.packet.bands
         self.M = b  # one latent channel per subband
         # channel c holds the band of frequency rank gray_rank(c), with either transform
-        self.energy = BandEnergy([gray_rank(c) for c in range(b)]) if energy else None
+        self.energy = BandEnergy([gray_rank(c) for c in range(b)], energy) if energy else None
         self.frame = b  # samples per latent frame
         self.multiple = self.multiple_for(wavelet_levels)  # the hyper-latent halves the frames twice
         self.hop, self.context = hop, context
@@ -470,25 +471,31 @@ class AudioModel(LatentCodecModel):
         return n, ch, mode, hop, context
 
     # -- coding ---------------------------------------------------------------------------
-    def encoder(self, channels: int, quality) -> "StreamEncoder":
-        """A :class:`StreamEncoder`: push blocks of a signal of ``channels`` channels, get a Payload."""
-        return StreamEncoder(self, channels, quality)
+    def encoder(self, channels: int, quality, source_rate: int | None = None) -> "StreamEncoder":
+        """A :class:`StreamEncoder`: push blocks of a signal of ``channels`` channels, get a
+        Payload.  ``source_rate``: the sample rate the signal had before it was resampled to
+        :attr:`sample_rate` (decoding resamples back to it, so nothing above its Nyquist
+        frequency is heard; the mel energy correction codes no group above it), or None."""
+        return StreamEncoder(self, channels, quality, source_rate)
 
     @torch.no_grad()
-    def compress(self, x, quality) -> Payload:
+    def compress(self, x, quality, source_rate: int | None = None) -> Payload:
         """``x``: ``[channels, n]`` (or ``[1, channels, n]``) at :attr:`sample_rate` -> :class:`Payload`
-        (the same bytes as pushing ``x`` through :meth:`encoder` in blocks of any size)."""
+        (the same bytes as pushing ``x`` through :meth:`encoder` in blocks of any size;
+        ``source_rate`` as there)."""
         if x.dim() == 3 and x.shape[0] == 1:
             x = x[0]
         if x.dim() != 2 or x.shape[1] < 1:
             raise ValueError(f"compress takes a waveform [channels, n], got {tuple(x.shape)}")
-        enc = self.encoder(x.shape[0], quality)
+        enc = self.encoder(x.shape[0], quality, source_rate)
         enc.push(x)
         return enc.finish()
 
     @torch.no_grad()
-    def compress_chunk(self, seg, quality, index: int) -> list:
-        """One chunk ``[C, coded]`` (coded channels) -> its sections."""
+    def code_chunk(self, seg, quality) -> tuple:
+        """One chunk ``[C, coded]`` (coded channels) -> ``(streams, c, c_hat)``: its sections'
+        data but the energy section's, the input's transform coefficients and the decoder's
+        before the energy correction (``[C, bands, frames]``; ``c_hat`` None without it)."""
         with exact_mode():
             c = self.packet(seg[:, None])  # the transform's coefficients (the energy correction compares with them)
             y = self.g_a(c).unsqueeze(2)  # = self.analysis(seg[:, None])
@@ -497,11 +504,28 @@ class AudioModel(LatentCodecModel):
                 k = self.loud_index(seg).amin(0, keepdim=True)
                 first, y = [self.encode_gains(k)], y * self.loud_gain(k)
             streams, y_hat = self.latent_codec.compress(y, quality)
-            streams = first + list(streams)
-            if self.energy is not None:  # the decoder's coefficients against the input's
+            c_hat = None
+            if self.energy is not None:  # the decoder's coefficients, to compare with the input's
                 c_hat = self.g_s((y_hat if not self.loudness else y_hat / self.loud_gain(k)).squeeze(2))
-                r = self.energy.indexes(c, c_hat)
-                streams.append(self.energy.encode(r))
+        return first + list(streams), c, c_hat
+
+    def energy_groups(self, source_rate: int | None) -> int:
+        """The energy groups coded for a signal first sampled at ``source_rate`` (None: all):
+        those whose lowest band starts below its Nyquist frequency (exact integers)."""
+        e = self.energy
+        if source_rate is None or e.scheme == 1:
+            return e.groups
+        bands = self.packet.bands  # band f starts at f * sample_rate / (2 bands) Hz
+        return max(1, sum(1 for f in e.starts if f * self.sample_rate < bands * int(source_rate)))
+
+    @torch.no_grad()
+    def compress_chunk(self, seg, quality, index: int, source_rate: int | None = None) -> list:
+        """One chunk ``[C, coded]`` (coded channels) -> its sections (``source_rate``: see
+        :meth:`encoder`)."""
+        streams, c, c_hat = self.code_chunk(seg, quality)
+        if self.energy is not None:
+            with exact_mode():
+                streams.append(self.energy.encode(self.energy.indexes(c, c_hat), self.energy_groups(source_rate)))
         return [Section(kind, s, index, FLAG_KEY if i == 0 else 0)
                 for i, (kind, s) in enumerate(zip(self.section_kinds, streams))]
 
@@ -646,15 +670,15 @@ class StreamEncoder:
     context are in (:class:`Chunker`); :meth:`finish` codes the rest and returns the
     :class:`Payload`.  Holds one chunk of samples and the coded sections."""
 
-    def __init__(self, model: AudioModel, channels: int, quality):
-        self.m, self.q = model, quality
+    def __init__(self, model: AudioModel, channels: int, quality, source_rate: int | None = None):
+        self.m, self.q, self.source_rate = model, quality, source_rate
         self.chunker = Chunker(model, channels)
         self.sections = []
 
     def _code(self, pairs):
         dev = next(self.m.parameters()).device
         for k, seg in pairs:
-            self.sections += self.m.compress_chunk(seg.to(dev), self.q, k)
+            self.sections += self.m.compress_chunk(seg.to(dev), self.q, k, self.source_rate)
 
     def push(self, x) -> None:
         self._code(self.chunker.push(x))

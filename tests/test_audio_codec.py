@@ -36,12 +36,13 @@ def _small(loudness=0, fill_levels=0, transform=0, energy=0):
     return m
 
 
-@pytest.fixture(scope="module", params=[(0, 0, 0), (1, 0, 0), (1, 1, 1)],
-                ids=["fixed-steps", "loudness-steps", "mdct-energy"])
+@pytest.fixture(scope="module", params=[(0, 0, 0), (1, 0, 0), (1, 1, 1), (1, 1, 2)],
+                ids=["fixed-steps", "loudness-steps", "mdct-energy", "mdct-mel-energy"])
 def small(request):
     """A frozen model with short chunks (4096 samples, 256 of context), 32 bands and random
     weights: a 5-level packet with fixed quantisation steps, with steps that follow
-    loudness, and an MDCT with loudness steps and band-energy correction."""
+    loudness, and an MDCT with loudness steps and band-energy correction (half-octave or
+    mel groups)."""
     loudness, transform, energy = request.param
     return _small(loudness, transform=transform, energy=energy)
 
@@ -286,24 +287,136 @@ def test_energy_groups_are_half_octaves_and_indexes_restore_each_cell():
     assert (r[0, :, 0] == 0).all() and (r[1, :, 1] == -R).all()
 
 
-def test_energy_indexes_survive_export_and_corrupt_ones_are_refused():
+def test_mel_energy_groups_follow_the_mel_scale_and_indexes_restore_each_cell():
+    import math
+
+    from codec.models.audio_energy import FRAMES, MEL_STARTS, SCHEMES, BandEnergy, mel_group_of_rank
+
+    # the written-out starts are where floor(24 mel(centre) / mel(24 kHz)) changes
+    mel = lambda h: 2595 * math.log10(1 + h / 700)  # noqa: E731
+    g = [min(23, math.floor(24 * mel((f + 0.5) * 93.75) / mel(24000))) for f in range(256)]
+    assert MEL_STARTS == tuple(f for f in range(256) if f == 0 or g[f] != g[f - 1])
+    assert [mel_group_of_rank(f) for f in range(256)] == g
+    e = BandEnergy([gray_rank(c) for c in range(256)], 2)
+    assert e.groups == 24 and e.R == SCHEMES[2][0] == 24
+    assert e.onehot[[gray_rank(c) for c in range(256)].index(255), 23] == 1  # the top band, the top group
+    # a model with 32 bands: band f is band 8 f of 256; the groups left empty are dropped
+    small = BandEnergy([gray_rank(c) for c in range(32)], 2)
+    want = sorted({mel_group_of_rank(f, 32) for f in range(32)})
+    assert small.groups == len(want) < 24 and (small.onehot.sum(0) > 0).all()
+    T = FRAMES + 5
+    gen = torch.Generator().manual_seed(1)
+    c = torch.randn(1, 256, T, generator=gen, dtype=torch.float64)
+    k = torch.randint(-20, 21, (1, 24, 2), generator=gen)  # beyond scheme 1's 12
+    gain = torch.pow(2.0, k.double() / 4)
+    c_hat = c / torch.einsum("cgt,bg->cbt", gain, e.onehot).repeat_interleave(FRAMES, -1)[..., :T]
+    r = e.indexes(c, c_hat)
+    assert torch.equal(r, k) and torch.allclose(e.apply(c_hat, r), c)
+    with pytest.raises(ValueError, match="band-energy scheme"):
+        BandEnergy(range(8), 3)
+
+
+def test_mel_energy_codes_no_group_above_the_source_nyquist_frequency():
+    m = _small(1, transform=1, energy=2)
+    x = torch.from_numpy(_signal(m.sample_rate, 0.08, 1).samples)  # one chunk
+    full = m.energy.groups
+    # 32 bands of 750 Hz: a 16 kHz source's 8 kHz is band 10.67, a 44.1 kHz source's 22.05 kHz band 29.4
+    assert m.energy_groups(None) == m.energy_groups(48000) == m.energy_groups(96000) == full
+    assert [m.energy_groups(r) for r in (16000, 44100)] == [
+        sum(1 for f in m.energy.starts if 750 * f < r / 2) for r in (16000, 44100)]
+    lim = m.energy_groups(16000)
+    assert 1 <= lim < full
+    p_full, p_lim = m.compress(x, 4.0), m.compress(x, 4.0, source_rate=16000)
+    e_full, e_lim = p_full.sections[-1].data, p_lim.sections[-1].data
+    assert (e_full[0], e_lim[0]) == (full, lim) and len(e_lim) < len(e_full)
+    assert p_full.sections[:-1] == p_lim.sections[:-1]  # the rest of the stream is the same
+    frames = m.chunks(x.shape[1])[0][2] // m.frame
+    r_full = m.energy.decode(e_full, (1, full, m.energy.cells(frames)))
+    r_lim = m.energy.decode(e_lim, (1, full, m.energy.cells(frames)))
+    assert torch.equal(r_lim[:, :lim], r_full[:, :lim]) and not r_lim[:, lim:].any()
+    # the streaming encoder takes the rate too, and the API's coding passes the file's on
+    enc = m.encoder(1, 4.0, 16000)
+    enc.push(x)
+    assert enc.finish().sections == p_lim.sections
+    from codec import audio_coding as ac
+    from codec.models import registry
+
+    spec = registry.get_spec("wavelet-audio")
+    x16 = _signal(16000, 0.08, 1).samples
+    assert ac.stream_payload(m, [x16], 16000, 1, 4.0).sections[-1].data[0] == lim
+    segs, _ = ac.sample_segments(m, [x16], 16000, 1, x16.shape[1])
+    q_lim, kbps_lim = ac.pick_quality(m, spec, segs, 8.0, 0.08, source_rate=16000)
+    q_full, kbps_full = ac.pick_quality(m, spec, segs, 8.0, 0.08)
+    assert kbps_lim < kbps_full or q_lim > q_full  # fewer energy bits at the same quality
+
+
+def test_mel_energy_indexes_are_coded_under_their_neighbours_contexts():
+    from codec.models.audio_energy import CLASSES, BandEnergy, context_class, contexts
+
+    assert context_class([-9, -4, -3, -1, 0, 1, 2, 4, 5]).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4]
+    r = torch.tensor([[[0, 5, -2], [7, 1, -6]]])  # [1 channel, 2 groups, 3 cells]
+    # row = CLASSES * class(the cell before) + class(the group below), 0 where there is none
+    want = [[[2 * CLASSES + 2, 2 * CLASSES + 2, 4 * CLASSES + 2],
+             [2 * CLASSES + 2, 4 * CLASSES + 4, 2 * CLASSES + 1]]]
+    assert contexts(r).tolist() == want
+    order = BandEnergy.order(2, 3, 4)  # each index after the one below it and the one before it
+    rank = np.empty(24, dtype=np.int64)
+    rank[order] = np.arange(24)
+    rank = rank.reshape(2, 3, 4)
+    assert (rank[:, 1:] > rank[:, :-1]).all() and (rank[..., 1:] > rank[..., :-1]).all()
+    e = BandEnergy([gray_rank(c) for c in range(256)], 2)
+    e.freeze()
+    assert e.tables.num_rows == CLASSES * CLASSES
+    g = torch.Generator().manual_seed(2)
+    r = torch.randint(-24, 25, (2, 24, 7), generator=g)
+    r[:, :, 3:] = torch.randint(-1, 2, (2, 24, 4), generator=g)  # smooth cells cost less
+    for coded in (24, 9):
+        data = e.encode(r, coded)
+        want = r.clone()
+        want[:, coded:] = 0
+        assert data[0] == coded and torch.equal(e.decode(data, (2, 24, 7)), want)
+    # the contexts pay: the same indexes in a smooth field cost less than shuffled
+    smooth = torch.randint(-1, 2, (2, 24, 7), generator=g).cumsum(-1).clamp(-24, 24)
+    shuffled = smooth.flatten()[torch.randperm(smooth.numel(), generator=g)].reshape(smooth.shape)
+    assert len(e.encode(smooth)) < len(e.encode(shuffled))
+
+
+@pytest.mark.parametrize("scheme", [1, 2])
+def test_energy_indexes_survive_export_and_corrupt_ones_are_refused(scheme):
+    from codec.models.audio_energy import contexts
     from codec.models.payload import PayloadError
 
-    m = _small(1, transform=1, energy=1)
+    m = _small(1, transform=1, energy=scheme)
     x = torch.from_numpy(_signal(m.sample_rate, 0.05, 1).samples)
     p = m.compress(x, 4.0)
     assert p.kinds() == ("gains", "hyper-latent", "latent", "energy")
     state = m.frozen_state()
     assert {"frozen.energy.cdf", "frozen.energy.lengths", "frozen.energy.offsets"} <= set(state)
-    m2 = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256, loudness=1, transform=1, energy=1).eval()
+    m2 = AudioModel(wavelet_levels=5, N=64, E=32, hop=4096, context=256, loudness=1, transform=1,
+                    energy=scheme).eval()
     m2.load_state_dict({k: v for k, v in m.state_dict().items() if "h_s_int" not in k}, strict=False)
     m2.load_frozen(state)
     assert torch.equal(m2.decompress(p, 4.0), m.decompress(p, 4.0))
-    bad = codec.entropy.encode_sequential(np.array([3, 13]), np.zeros(2, dtype=np.int64), m.energy.tables)
+    R = m.energy.R
+    head = b"" if scheme == 1 else b"\x01"  # scheme 2: the number of groups coded first
+    r = torch.tensor([[[3, R + 1]]])  # rows: scheme 2's contexts (the first index's, then after a 3)
+    rows = np.zeros(2, dtype=np.int64) if scheme == 1 else contexts(r).flatten().numpy()
+    bad = codec.entropy.encode_sequential(r.flatten().numpy(), rows, m.energy.tables)
     with pytest.raises(PayloadError, match="energy section"):
-        m.energy.decode(bad, (1, 2))
+        m.energy.decode(head + bad, (1, 1, 2))
+    if scheme == 2:
+        good = m.energy.encode(torch.tensor([[[3, -R]]]), 1)
+        assert good[0] == 1 and m.energy.decode(good, (1, 1, 2)).tolist() == [[[3, -R]]]
+        good = good[1:]
+        for n in (0, 2):  # 1..groups (here 1) groups coded
+            with pytest.raises(PayloadError, match="groups coded"):
+                m.energy.decode(bytes([n]) + good, (1, 1, 2))
+    # the other scheme's table is refused on loading
+    other = _small(1, transform=1, energy=3 - scheme).frozen_state()
+    with pytest.raises(ValueError, match="energy table"):
+        m2.load_frozen({**state, **{k: v for k, v in other.items() if k.startswith("frozen.energy.")}})
     with pytest.raises(ValueError, match="energy must be 0"):
-        AudioModel(wavelet_levels=5, energy=2)
+        AudioModel(wavelet_levels=5, energy=3)
 
 
 def test_streaming_encoder_writes_the_same_bytes_for_any_blocks(small):
