@@ -50,7 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from codec import entropy
-from codec.models.audio_energy import BandEnergy
+from codec.models.audio_energy import FRAMES, BandEnergy
 from codec.models.integer import exact_mode
 from codec.models.latent_codecs import (GainLatentCodec, HyperpriorLatentCodec, LatentCodecModel, NoiseFill,
                                         NotFrozenError)
@@ -333,10 +333,11 @@ class AudioModel(LatentCodecModel):
     def analysis(self, x):  # [B, 1, n] -> [B, M, 1, n / frame]
         return self.g_a(self.packet(x)).unsqueeze(2)
 
-    def synthesis(self, y_hat, r=None):  # [B, M, 1, m] -> [B, 1, m * frame]
-        """``r``: band-energy correction indexes (:mod:`codec.models.audio_energy`), or None."""
+    def synthesis(self, y_hat, r=None, cell: int = FRAMES):  # [B, M, 1, m] -> [B, 1, m * frame]
+        """``r``: band-energy correction indexes (:mod:`codec.models.audio_energy`) of cells
+        of ``cell`` frames, or None."""
         c = self.g_s(y_hat.squeeze(2))
-        return self.packet.inverse(c if r is None else self.energy.apply(c, r))
+        return self.packet.inverse(c if r is None else self.energy.apply(c, r, cell))
 
     def forward(self, x, quality):
         """Training: ``x`` ``[B, 1, n]`` (``n`` a multiple of :attr:`multiple`), ``quality`` a
@@ -415,11 +416,11 @@ class AudioModel(LatentCodecModel):
                 raise ValueError("the gains table has one row")
 
     @torch.no_grad()
-    def synthesize(self, y_hat, r=None):
+    def synthesize(self, y_hat, r=None, cell: int = FRAMES):
         """The synthesis as decoding runs it (tests: decoded samples = this of the coded latents
         and energy indexes)."""
         with exact_mode():
-            return self.synthesis(y_hat, r)
+            return self.synthesis(y_hat, r, cell)
 
     # -- chunks ------------------------------------------------------------------------
     def chunks(self, n: int, hop: int | None = None, context: int | None = None) -> list:
@@ -509,14 +510,29 @@ class AudioModel(LatentCodecModel):
                 c_hat = self.g_s((y_hat if not self.loudness else y_hat / self.loud_gain(k)).squeeze(2))
         return first + list(streams), c, c_hat
 
+    def audible_bands(self, source_rate: int | None) -> int:
+        """How many of the lowest bands start below the Nyquist frequency of ``source_rate``
+        (None: all): band ``f`` starts at ``f * sample_rate / (2 bands)`` Hz (exact integers)."""
+        bands = self.packet.bands
+        if source_rate is None:
+            return bands
+        return min(bands, -(-bands * int(source_rate) // self.sample_rate))
+
+    def energy_cell(self, quality) -> int:
+        """Frames per cell of the energy correction at ``quality``, the encoder's choice:
+        scheme 2, 16 below quality 3 and 8 from there (finer cells cost more bits and pay
+        more at the higher rates), scheme 1, 32 (:data:`~codec.models.audio_energy.FRAMES`)."""
+        if self.energy.scheme == 1:
+            return FRAMES
+        return 16 if float(quality) < 3 else 8
+
     def energy_groups(self, source_rate: int | None) -> int:
         """The energy groups coded for a signal first sampled at ``source_rate`` (None: all):
-        those whose lowest band starts below its Nyquist frequency (exact integers)."""
+        scheme 2, those whose lowest band is audible (:meth:`audible_bands`); scheme 1, all."""
         e = self.energy
-        if source_rate is None or e.scheme == 1:
+        if e.scheme == 1:
             return e.groups
-        bands = self.packet.bands  # band f starts at f * sample_rate / (2 bands) Hz
-        return max(1, sum(1 for f in e.starts if f * self.sample_rate < bands * int(source_rate)))
+        return max(1, sum(1 for f in e.starts if f < self.audible_bands(source_rate)))
 
     @torch.no_grad()
     def compress_chunk(self, seg, quality, index: int, source_rate: int | None = None) -> list:
@@ -525,7 +541,9 @@ class AudioModel(LatentCodecModel):
         streams, c, c_hat = self.code_chunk(seg, quality)
         if self.energy is not None:
             with exact_mode():
-                streams.append(self.energy.encode(self.energy.indexes(c, c_hat), self.energy_groups(source_rate)))
+                cell = self.energy_cell(quality)
+                r = self.energy.indexes(c, c_hat, self.audible_bands(source_rate), cell)
+                streams.append(self.energy.encode(r, self.energy_groups(source_rate), cell))
         return [Section(kind, s, index, FLAG_KEY if i == 0 else 0)
                 for i, (kind, s) in enumerate(zip(self.section_kinds, streams))]
 
@@ -538,13 +556,11 @@ class AudioModel(LatentCodecModel):
             if self.loudness:
                 k = self.decode_gains(streams[0], coded // (self.frame * self.LOUD_FRAMES))
                 g, streams = self.loud_gain(k).to(device), streams[1:]
-            r = None
+            r, cell = None, FRAMES
             if self.energy is not None:
-                frames = coded // self.frame
-                r, streams = self.energy.decode(streams[-1], (channels, self.energy.groups,
-                                                              self.energy.cells(frames))), streams[:-1]
+                (r, cell), streams = self.energy.decode(streams[-1], channels, coded // self.frame), streams[:-1]
             y_hat = self.latent_codec.decompress(streams, shape, quality, device=device).to(device)
-            return self.synthesis(y_hat if g is None else y_hat / g, r)[:, 0]
+            return self.synthesis(y_hat if g is None else y_hat / g, r, cell)[:, 0]
 
     def _fade(self, n: int, device):
         """The rising half of a raised cosine over ``n`` samples (the falling one is 1 minus it)."""

@@ -209,12 +209,15 @@ def test_decoded_samples_equal_the_synthesis_of_the_coded_latents(small):
             assert torch.equal(small.decode_gains(payload.sections[0].data, coded // (4 * small.frame)), k)
             g = small.loud_gain(k)
         _, y_hat = small.latent_codec.compress(y * g, q)
-        r = None
+        r, cell = None, 32
         if small.energy is not None:  # the encoder's rule, and what the stream carries
-            r = small.energy.indexes(small.packet(seg[:, None]), small.g_s((y_hat / g).squeeze(2)))
+            cell = small.energy_cell(q)  # 32 frames with scheme 1, 8 with scheme 2 from quality 3
+            assert cell == (32 if small.energy.scheme == 1 else 8)
+            r = small.energy.indexes(small.packet(seg[:, None]), small.g_s((y_hat / g).squeeze(2)), None, cell)
             assert payload.sections[-1].kind == "energy"
-            assert torch.equal(small.energy.decode(payload.sections[-1].data, tuple(r.shape)), r)
-    assert torch.equal(rec, small.synthesize(y_hat / g, r)[:, 0, P:P + n])
+            r2, cell2 = small.energy.decode(payload.sections[-1].data, 1, coded // small.frame)
+            assert torch.equal(r2, r) and cell2 == cell
+    assert torch.equal(rec, small.synthesize(y_hat / g, r, cell)[:, 0, P:P + n])
 
 
 def test_loudness_index_follows_the_rms_of_each_block():
@@ -312,6 +315,12 @@ def test_mel_energy_groups_follow_the_mel_scale_and_indexes_restore_each_cell():
     c_hat = c / torch.einsum("cgt,bg->cbt", gain, e.onehot).repeat_interleave(FRAMES, -1)[..., :T]
     r = e.indexes(c, c_hat)
     assert torch.equal(r, k) and torch.allclose(e.apply(c_hat, r), c)
+    # only the audible bands count: a change above them corrects nothing
+    top = MEL_STARTS[20]
+    ranks = torch.tensor([gray_rank(ch) for ch in range(256)])
+    louder = c * torch.where(ranks >= top, 2.0, 1.0).double()[None, :, None]
+    assert (e.indexes(louder, c)[:, 20:] == 4).all() and not e.indexes(louder, c)[:, :20].any()
+    assert not e.indexes(louder, c, top).any()
     with pytest.raises(ValueError, match="band-energy scheme"):
         BandEnergy(range(8), 3)
 
@@ -330,10 +339,15 @@ def test_mel_energy_codes_no_group_above_the_source_nyquist_frequency():
     e_full, e_lim = p_full.sections[-1].data, p_lim.sections[-1].data
     assert (e_full[0], e_lim[0]) == (full, lim) and len(e_lim) < len(e_full)
     assert p_full.sections[:-1] == p_lim.sections[:-1]  # the rest of the stream is the same
-    frames = m.chunks(x.shape[1])[0][2] // m.frame
-    r_full = m.energy.decode(e_full, (1, full, m.energy.cells(frames)))
-    r_lim = m.energy.decode(e_lim, (1, full, m.energy.cells(frames)))
-    assert torch.equal(r_lim[:, :lim], r_full[:, :lim]) and not r_lim[:, lim:].any()
+    n, P = x.shape[1], m.context
+    coded = m.chunks(n)[0][2]
+    (r_full, cell), (r_lim, _) = m.energy.decode(e_full, 1, coded // m.frame), m.energy.decode(e_lim, 1, coded // m.frame)
+    assert cell == m.energy_cell(4.0) == 8 and m.energy_cell(2.99) == 16
+    # the encoder's rule: the energies of the bands below 8 kHz only (11 of 32), the groups that hold them
+    assert (m.audible_bands(16000), m.audible_bands(44100), m.audible_bands(None)) == (11, 30, 32)
+    _, c, c_hat = m.code_chunk(torch.nn.functional.pad(x, (P, coded - P - n)), 4.0)
+    assert torch.equal(r_full, m.energy.indexes(c, c_hat, None, 8))
+    assert torch.equal(r_lim[:, :lim], m.energy.indexes(c, c_hat, 11, 8)[:, :lim]) and not r_lim[:, lim:].any()
     # the streaming encoder takes the rate too, and the API's coding passes the file's on
     enc = m.encoder(1, 4.0, 16000)
     enc.push(x)
@@ -370,11 +384,12 @@ def test_mel_energy_indexes_are_coded_under_their_neighbours_contexts():
     g = torch.Generator().manual_seed(2)
     r = torch.randint(-24, 25, (2, 24, 7), generator=g)
     r[:, :, 3:] = torch.randint(-1, 2, (2, 24, 4), generator=g)  # smooth cells cost less
-    for coded in (24, 9):
-        data = e.encode(r, coded)
+    for coded, cell in ((24, 32), (9, 4)):
+        data = e.encode(r, coded, cell)
         want = r.clone()
         want[:, coded:] = 0
-        assert data[0] == coded and torch.equal(e.decode(data, (2, 24, 7)), want)
+        got, cell2 = e.decode(data, 2, 7 * cell - 1)
+        assert data[:2] == bytes([coded, cell]) and torch.equal(got, want) and cell2 == cell
     # the contexts pay: the same indexes in a smooth field cost less than shuffled
     smooth = torch.randint(-1, 2, (2, 24, 7), generator=g).cumsum(-1).clamp(-24, 24)
     shuffled = smooth.flatten()[torch.randperm(smooth.numel(), generator=g)].reshape(smooth.shape)
@@ -383,7 +398,7 @@ def test_mel_energy_indexes_are_coded_under_their_neighbours_contexts():
 
 @pytest.mark.parametrize("scheme", [1, 2])
 def test_energy_indexes_survive_export_and_corrupt_ones_are_refused(scheme):
-    from codec.models.audio_energy import contexts
+    from codec.models.audio_energy import FRAMES, contexts
     from codec.models.payload import PayloadError
 
     m = _small(1, transform=1, energy=scheme)
@@ -397,20 +412,27 @@ def test_energy_indexes_survive_export_and_corrupt_ones_are_refused(scheme):
     m2.load_state_dict({k: v for k, v in m.state_dict().items() if "h_s_int" not in k}, strict=False)
     m2.load_frozen(state)
     assert torch.equal(m2.decompress(p, 4.0), m.decompress(p, 4.0))
-    R = m.energy.R
-    head = b"" if scheme == 1 else b"\x01"  # scheme 2: the number of groups coded first
-    r = torch.tensor([[[3, R + 1]]])  # rows: scheme 2's contexts (the first index's, then after a 3)
-    rows = np.zeros(2, dtype=np.int64) if scheme == 1 else contexts(r).flatten().numpy()
+    R, G = m.energy.R, m.energy.groups
+    # one cell of one channel: the second group's index is out of range
+    r = torch.zeros(1, G if scheme == 1 else 2, 1, dtype=torch.int64)
+    r[0, :2, 0] = torch.tensor([3, R + 1])
+    if scheme == 1:  # every group, one row, cells of 32 frames
+        head, rows, frames = b"", np.zeros(r.numel(), dtype=np.int64), FRAMES
+    else:  # the groups coded and the frames a cell first, then the indexes in order, under their contexts
+        head, rows, frames = bytes([2, 8]), contexts(r).flatten().numpy()[m.energy.order(1, 2, 1)], 8
     bad = codec.entropy.encode_sequential(r.flatten().numpy(), rows, m.energy.tables)
     with pytest.raises(PayloadError, match="energy section"):
-        m.energy.decode(head + bad, (1, 1, 2))
+        m.energy.decode(head + bad, 1, frames)
     if scheme == 2:
-        good = m.energy.encode(torch.tensor([[[3, -R]]]), 1)
-        assert good[0] == 1 and m.energy.decode(good, (1, 1, 2)).tolist() == [[[3, -R]]]
-        good = good[1:]
-        for n in (0, 2):  # 1..groups (here 1) groups coded
+        good = m.energy.encode(torch.tensor([[[3, -R]]]), 1, 8)
+        r, cell = m.energy.decode(good, 1, 16)  # two cells of 8 frames
+        assert good[:2] == bytes([1, 8]) and cell == 8
+        assert r.shape == (1, G, 2) and r[0, 0].tolist() == [3, -R] and not r[0, 1:].any()
+        for n, f in ((0, 8), (G + 1, 8), (1, 3), (1, 128)):  # 1..groups groups coded, cells of CELLS frames
             with pytest.raises(PayloadError, match="groups coded"):
-                m.energy.decode(bytes([n]) + good, (1, 1, 2))
+                m.energy.decode(bytes([n, f]) + good[2:], 1, 16)
+        with pytest.raises(PayloadError, match="energy section"):
+            m.energy.decode(b"\x01", 1, 16)
     # the other scheme's table is refused on loading
     other = _small(1, transform=1, energy=3 - scheme).frozen_state()
     with pytest.raises(ValueError, match="energy table"):

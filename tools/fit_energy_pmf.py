@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         for q in qualities:
             for _, seg in segs:
                 _, c, c_hat = model.code_chunk(seg, q)
-                r = energy.indexes(c, c_hat)[:, :coded]
+                r = energy.indexes(c, c_hat, model.audible_bands(src.sample_rate), model.energy_cell(q))[:, :coded]
                 ctx = contexts(r).flatten().numpy() if rows > 1 else np.zeros(r.numel(), np.int64)
                 np.add.at(counts, (ctx, (r.flatten() + R).numpy()), 1)
         print(f"[{i + 1}/{len(files)}] {path.name}: {int(counts.sum())} indexes so far", flush=True)
