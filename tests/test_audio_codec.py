@@ -341,7 +341,7 @@ def test_mel_energy_codes_no_group_above_the_source_nyquist_frequency():
     assert p_full.sections[:-1] == p_lim.sections[:-1]  # the rest of the stream is the same
     n, P = x.shape[1], m.context
     coded = m.chunks(n)[0][2]
-    (r_full, cell), (r_lim, _) = m.energy.decode(e_full, 1, coded // m.frame), m.energy.decode(e_lim, 1, coded // m.frame)
+    (r_full, cell), (r_lim, _) = (m.energy.decode(e, 1, coded // m.frame) for e in (e_full, e_lim))
     assert cell == m.energy_cell(4.0) == 8 and m.energy_cell(2.99) == 16
     # the encoder's rule: the energies of the bands below 8 kHz only (11 of 32), the groups that hold them
     assert (m.audible_bands(16000), m.audible_bands(44100), m.audible_bands(None)) == (11, 30, 32)
@@ -750,7 +750,7 @@ def test_the_bitrate_note_only_when_the_lowest_quality_is_too_much(tmp_path):
     assert r.returncode == 0 and "below this model's lowest quality" in r.stderr and "q1," in r.stdout
 
 
-def test_spectrogram_tool_draws_the_original_and_each_decode(tmp_path):
+def test_spectrogram_tool_draws_the_original_and_each_decode(tmp_path, capsys):
     from codec.tools import audio_spectrogram
 
     src = tmp_path / "in.wav"
@@ -760,8 +760,13 @@ def test_spectrogram_tool_draws_the_original_and_each_decode(tmp_path):
 
     im = Image.open(tmp_path / "s.png")
     assert im.size[1] > im.size[0] * 0.6  # three panels
-    with pytest.raises(InputError, match="exists"):
-        audio_spectrogram.main([str(src), "-o", str(tmp_path / "s.png")])
+    # user mistakes: one line on stderr and status 2, no traceback, the picture kept
+    before = (tmp_path / "s.png").read_bytes()
+    assert audio_spectrogram.main([str(src), "-o", str(tmp_path / "s.png")]) == 2
+    assert audio_spectrogram.main([str(tmp_path / "missing.wav"), "-o", str(tmp_path / "t.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "exists" in err[0] and "missing.wav" in err[1]
+    assert (tmp_path / "s.png").read_bytes() == before and not (tmp_path / "t.png").exists()
 
 
 def test_no_clicks_at_chunk_boundaries_with_the_shipped_weights():

@@ -24,6 +24,22 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
+    from codec.errors import CodecError
+
+    try:
+        return _run(a)
+    except CodecError as exc:  # a missing or unreadable input, an existing output without --force
+        print(f"audio_spectrogram: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(a) -> int:
+    import os
+
+    from codec.errors import InputError
+
+    if os.path.exists(a.output) and not a.force:  # before the coding, not after
+        raise InputError(f"output {a.output} exists (use --force to overwrite)")
     import matplotlib
 
     matplotlib.use("Agg")
