@@ -31,8 +31,8 @@ takes 0 for the others), compares only the bands below it, and takes cells of 16
 ms) below quality 3, of 8 (43 ms) from there; then the indexes in the order of
 :meth:`BandEnergy.order` (anti-diagonals of group and cell), each under the table row of its
 context (:func:`contexts`: the classes of the indexes of the cell before and of the group
-below, both decoded before it; 25 rows; 3.3 bits an index on training files where one row
-costs 4.1).  Any indexes decode (the encoder's rule is a choice); one outside ``-R..R`` is a
+below, both decoded before it; 25 rows; 3.5 bits an index on training files with the shipped weights where one row
+costs 4.4).  Any indexes decode (the encoder's rule is a choice); one outside ``-R..R`` is a
 corrupt stream.
 
 Scheme 2 against scheme 1 with the same weights (those of 1d76c92, its table fitted to them;

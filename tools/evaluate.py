@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -427,7 +428,11 @@ def evaluate(dataset, codecs: Sequence[str | CodecSpec | tuple[Codec, list]], ou
                     done(t, rec)
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+            # workers are spawned, not forked: a forked child inherits objects whose library
+            # threads it lacks (PyAV's filter graphs: freeing one in the child waits forever on
+            # the parent's slice threads, a deadlock seen in the test suite)
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, mp_context=ctx) as pool:
                 futures = {}
                 it = iter(tasks)
                 try:
