@@ -802,3 +802,21 @@ def test_eval_of_the_audio_model_in_a_process_pool_does_not_hang(tmp_path):
 
     res = json.loads((tmp_path / "out" / f"ours-{MODEL}.json").read_text())
     assert len(res["results"]["kbps"]) == 2 and all(v > 0 for v in res["results"]["kbps"])
+
+
+def test_fit_energy_pmf_counts_the_indexes_of_each_context(tmp_path, capsys):
+    from codec.models import registry
+    from codec.models.audio_energy import CONTEXTS, SCHEMES
+    from codec.tools import fit_energy_pmf
+
+    A.write(tmp_path / "a.wav", _signal(16000, 0.5, 1))
+    assert fit_energy_pmf.main([str(tmp_path), "--scheme", "2", "--every", "1", "--qualities", "2,6"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.split("COUNTS2 = (", 1)[1].splitlines() if line.strip().startswith("(")]
+    counts = [[int(v) for v in row.strip(" (),").split(", ")] for row in rows]
+    assert len(counts) == CONTEXTS and all(len(r) == 2 * SCHEMES[2][0] + 1 for r in counts)
+    # one chunk of a 16 kHz mono file: the groups below 8 kHz, cells of 16 frames at quality 2, of 8 at 6
+    m = registry.load_model("wavelet-audio")
+    frames = m.chunks(24000)[0][2] // m.frame  # 0.5 s at 48 kHz
+    want = m.energy_groups(16000) * (m.energy.cells(frames, 16) + m.energy.cells(frames, 8))
+    assert sum(map(sum, counts)) == want and f"scheme 2: {want} indexes" in out
