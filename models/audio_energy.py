@@ -44,7 +44,7 @@ in mel distance and ViSQOL, not in SI-SDR.  With the same groups and contexts, c
 frames gave mel -6.7/-19.6/-63.6% for 0.05 kbps less to 0.75 more; of 16, -13.0/-28.3/-68.5%;
 of 8 at every quality, -14.3/-32.9/-68.7% with the lowest rates 3.2, 8.1 and 7.1 kbps (16
 below quality 3 brings them to 2.2, 5.6 and 4.4); of 4, 5.1, 13.0 and 12.5 kbps at the
-lowest quality.
+lowest quality (one-off measurements: the cell size changed in the code, the table refitted).
 """
 from __future__ import annotations
 
@@ -284,8 +284,7 @@ class BandEnergy:
                 pos, gg, tt = o[start:stop], g[start:stop], t[start:stop]
                 before = np.where(tt > 0, flat[pos - 1], 0)
                 below = np.where(gg > 0, flat[pos - T], 0)
-                rows = CLASSES * context_class(before) + context_class(below)
-                flat[pos] = dec.decode(rows)
+                flat[pos] = dec.decode(context_row(before, below))
                 start = stop
             dec.finish()
             r = torch.zeros(C, G, T, dtype=torch.int64)
@@ -310,6 +309,11 @@ def context_class(v) -> np.ndarray:
     return np.searchsorted(np.asarray(CLASS_EDGES), np.asarray(v), side="left")
 
 
+def context_row(before, below) -> np.ndarray:
+    """Scheme 2's table row of an index whose neighbours' indexes are ``before`` and ``below``."""
+    return CLASSES * context_class(before) + context_class(below)
+
+
 def contexts(r) -> torch.Tensor:
     """Scheme 2's table row of each index of ``r`` ``[C, G, T]``: ``CLASSES * class(before) +
     class(below)``, ``before`` the index of the cell before (same channel and group), ``below``
@@ -317,7 +321,7 @@ def contexts(r) -> torch.Tensor:
     r = r.cpu().long()
     before = torch.nn.functional.pad(r, (1, 0))[..., :-1]
     below = torch.nn.functional.pad(r, (0, 0, 1, 0))[:, :-1]
-    return torch.from_numpy(CLASSES * context_class(before.numpy()) + context_class(below.numpy()))
+    return torch.from_numpy(context_row(before.numpy(), below.numpy()))
 
 
 def context_pmf(counts) -> np.ndarray:

@@ -34,12 +34,9 @@ def main(argv=None) -> int:
 
 
 def _run(a) -> int:
-    import os
+    from codec.fileio import check_output
 
-    from codec.errors import InputError
-
-    if os.path.exists(a.output) and not a.force:  # before the coding, not after
-        raise InputError(f"output {a.output} exists (use --force to overwrite)")
+    check_output(a.output, a.force)  # before the coding, not after
     import matplotlib
 
     matplotlib.use("Agg")
