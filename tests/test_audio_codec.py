@@ -811,6 +811,7 @@ def test_fit_energy_pmf_counts_the_indexes_of_each_context(tmp_path, capsys):
 
     A.write(tmp_path / "a.wav", _signal(16000, 0.5, 1))
     assert fit_energy_pmf.main([str(tmp_path), "--scheme", "2", "--every", "1", "--qualities", "2,6"]) == 0
+    assert torch.is_grad_enabled()  # the tool leaves the process's autograd as it found it
     out = capsys.readouterr().out
     rows = [line for line in out.split("COUNTS2 = (", 1)[1].splitlines() if line.strip().startswith("(")]
     counts = [[int(v) for v in row.strip(" (),").split(", ")] for row in rows]

@@ -44,7 +44,6 @@ def main(argv=None) -> int:
     from codec.models.audio import Chunker, gray_rank
     from codec.models.audio_energy import CONTEXTS, SCHEMES, BandEnergy, context_pmf, contexts
 
-    torch.set_grad_enabled(False)
     model = registry.load_model("wavelet-audio", path=args.weights)
     energy = model.energy = BandEnergy([gray_rank(c) for c in range(model.packet.bands)], args.scheme)
     R = SCHEMES[args.scheme][0]
