@@ -339,16 +339,33 @@ class AudioModel(LatentCodecModel):
         c = self.g_s(y_hat.squeeze(2))
         return self.packet.inverse(c if r is None else self.energy.apply(c, r, cell))
 
-    def forward(self, x, quality):
+    def forward(self, x, quality, energy: bool = False):
         """Training: ``x`` ``[B, 1, n]`` (``n`` a multiple of :attr:`multiple`), ``quality`` a
-        float or ``[B]`` -> ``{"x_hat", "likelihoods"}``."""
-        y = self.analysis(x)
+        float or ``[B]`` -> ``{"x_hat", "likelihoods"}``.  ``energy`` (a model with band-energy
+        correction): the output is corrected as the decoder corrects it, with the indexes the
+        encoder would choose (every band compared, cells of :meth:`energy_cell`), and their
+        likelihoods under the stored table join the others (a constant: no gradient)."""
+        c = self.packet(x)
+        y = self.g_a(c).unsqueeze(2)  # = self.analysis(x)
         g = self.loud_gain(self.loud_index(x[:, 0])) if self.loudness else None
         out = self.latent_codec(y if g is None else y * g, quality)
         # the synthesis sees the latents as coded (rounded, straight-through, and noise-filled);
         # the rate, the noisy ones' likelihoods
         y_hat = out["y_rounded"] if g is None else out["y_rounded"] / g
-        return {"x_hat": self.synthesis(y_hat), "likelihoods": out["likelihoods"]}
+        if not (energy and self.energy is not None):
+            return {"x_hat": self.synthesis(y_hat), "likelihoods": out["likelihoods"]}
+        c_hat = self.g_s(y_hat.squeeze(2))
+        cells = [self.energy_cell(v) for v in torch.as_tensor(quality).reshape(-1).expand(x.shape[0]).tolist()]
+        corrected, likelihoods = torch.empty_like(c_hat), dict(out["likelihoods"])
+        for cell in sorted(set(cells)):
+            rows = torch.tensor([k == cell for k in cells], device=x.device)
+            with torch.no_grad():
+                r = self.energy.indexes(c[rows], c_hat[rows], None, cell)
+                p = torch.ones(x.shape[0], r[0].numel(), dtype=c_hat.dtype, device=x.device)
+                p[rows] = self.energy.likelihoods(r).flatten(1).to(p)
+            corrected[rows] = self.energy.apply(c_hat[rows], r, cell)
+            likelihoods[f"energy{cell}"] = p
+        return {"x_hat": self.packet.inverse(corrected), "likelihoods": likelihoods}
 
     # -- loudness-adaptive steps -----------------------------------------------------------
     @property

@@ -211,6 +211,15 @@ class BandEnergy:
         g = torch.einsum("cgt,bg->cbt", g, self.onehot.to(c_hat.device))
         return c_hat * g.repeat_interleave(cell, -1)[..., :T].to(c_hat.dtype)
 
+    def likelihoods(self, r) -> torch.Tensor:
+        """Scheme 2: the probability of each index of ``r`` ``[C, G, T]`` under its table row
+        (:func:`context_pmf` of the stored counts; float64, on ``r``'s device): what coding
+        them costs, for training."""
+        if self.scheme != 2:
+            raise ValueError("likelihoods: scheme 2 only")
+        pmf = torch.from_numpy(context_pmf(self.pmf))
+        return pmf[contexts(r), r.cpu() + self.R].to(r.device)
+
     # -- the section ----------------------------------------------------------------------
     def freeze(self):
         R = self.R

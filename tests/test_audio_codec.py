@@ -821,3 +821,41 @@ def test_fit_energy_pmf_counts_the_indexes_of_each_context(tmp_path, capsys):
     frames = m.chunks(24000)[0][2] // m.frame  # 0.5 s at 48 kHz
     want = m.energy_groups(16000) * (m.energy.cells(frames, 16) + m.energy.cells(frames, 8))
     assert sum(map(sum, counts)) == want and f"scheme 2: {want} indexes" in out
+
+
+def test_training_forward_can_see_the_output_as_the_energy_correction_leaves_it():
+    """``forward(x, q, energy=True)``: the output is the synthesis corrected by the indexes
+    the encoder would choose (each group and cell then within a quarter of a 1.5 dB step of
+    the input's energy), cells of the encoder's rule per excerpt, the indexes' likelihoods
+    under the stored table (their bits within a few percent of what the section spends),
+    and the gradient still reaches the synthesis."""
+    from codec.models.audio_energy import contexts
+
+    m = _small(1, transform=1, energy=2).train()
+    torch.manual_seed(1)
+    x = torch.from_numpy(np.stack([_signal(m.sample_rate, 0.2, 1, seed=s).samples for s in (1, 2)]))
+    x = x[..., :x.shape[-1] // m.multiple * m.multiple]
+    q = torch.tensor([2.0, 5.0])  # cells of 16 and 8 frames
+    plain = m(x, q)
+    out = m(x, q, energy=True)
+    assert set(out["likelihoods"]) == set(plain["likelihoods"]) | {"energy8", "energy16"}
+    p8, p16 = out["likelihoods"]["energy8"], out["likelihoods"]["energy16"]
+    assert torch.all(p8[0] == 1) and torch.all(p16[1] == 1)  # each excerpt is counted under its own cells
+    assert bool(((p8[1] > 0) & (p8[1] < 1)).all()) and bool(((p16[0] > 0) & (p16[0] < 1)).all())
+    c = m.packet(x)
+    corrected = m.packet(out["x_hat"])
+    for i, cell in ((0, 16), (1, 8)):
+        e, e_hat = m.energy._energy(c[i:i + 1], None, cell), m.energy._energy(corrected[i:i + 1], None, cell)
+        err = (2 * torch.log2(e / e_hat)).abs().detach()
+        assert float(err.max()) < 0.5 + 1e-3  # rounded to the nearest quarter of log2: within half an index
+    # the bits the likelihoods count are what the section spends (rANS: a few bytes more)
+    with torch.no_grad():
+        r = torch.randint(-3, 4, (1, m.energy.groups, 200))
+        bits = -float(torch.log2(m.energy.likelihoods(r)).sum())
+        coded = 8 * (len(m.energy.encode(r, None, 8)) - 2)  # the group count and cell size: 2 bytes
+        assert 0 <= coded - bits < 0.01 * bits + 8 * 20  # the rANS stream's own few bytes
+        assert m.energy.likelihoods(r).shape == r.shape and contexts(r).shape == r.shape
+    loss = out["x_hat"].square().mean() + sum(-torch.log2(v).sum() for v in out["likelihoods"].values()) * 1e-6
+    loss.backward()
+    assert m.g_s.branch[-1].weight.grad is not None and float(m.g_s.branch[-1].weight.grad.abs().sum()) > 0
+    m.eval()

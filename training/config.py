@@ -69,6 +69,9 @@ class LossConfig:
     # audio: the log-mel distance counts only the bands below each excerpt's file's own Nyquist
     # frequency (as codec eval measures it, at the file's rate); false: every band to 24 kHz
     mel_source_band: bool = False
+    # audio models with band-energy correction: the loss sees the output corrected as the
+    # decoder corrects it, and the rate counts the correction's indexes (under the stored table)
+    energy_correction: bool = False
 
 
 @dataclass
@@ -212,6 +215,12 @@ class Config:
             raise ValueError(f"loss.lmbda: must be > 0, got {lo.lmbda}")
         if not isinstance(lo.mel_source_band, bool):
             raise ValueError(f"loss.mel_source_band: must be true or false, got {lo.mel_source_band!r}")
+        if not isinstance(lo.energy_correction, bool):
+            raise ValueError(f"loss.energy_correction: must be true or false, got {lo.energy_correction!r}")
+        if lo.energy_correction and not (spec.modality == "audio"
+                                          and {**spec.kwargs, **m.arch_kwargs}.get("energy") == 2):
+            raise ValueError("loss.energy_correction: only for audio models with band-energy correction "
+                             "scheme 2 (model.arch_kwargs.energy = 2)")
         if lo.aux_weight < 0 or lo.mse_weight < 0:
             raise ValueError("loss.aux_weight and loss.mse_weight: must be >= 0")
         if d.holdout is not None and (spec.modality != "audio" or not all(isinstance(p, str) and p

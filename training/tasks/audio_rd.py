@@ -14,7 +14,11 @@ side, as the codec codes them):
 - with ``loss.mel_source_band`` the log-mel distance of an excerpt counts only the mel bands
   whose centre lies below its file's own Nyquist frequency (a 16 kHz file: below 8 kHz), as
   ``codec eval`` measures at the file's own rate: the model's output above that is
-  resampled away on decoding, so it need not match the resampler's residue there.
+  resampled away on decoding, so it need not match the resampler's residue there;
+- with ``loss.energy_correction`` (models with band-energy correction, scheme 2) the output
+  is corrected as the decoder corrects it (the indexes the encoder would choose, every band
+  compared) and the indexes' bits under the stored table join the rate (they have no
+  gradient: the model learns to leave to the correction what it fixes).
 
 Files are decoded and resampled once (:mod:`codec.media.audio`) and held in memory;
 ``data.holdout`` files are left out of training.  Every excerpt is a pure function of
@@ -114,12 +118,12 @@ class MelDistance(nn.Module):
 
 
 class AudioRDForward(nn.Module):
-    def __init__(self, model: nn.Module, mel: MelDistance):
+    def __init__(self, model: nn.Module, mel: MelDistance, energy: bool = False):
         super().__init__()
-        self.model, self.mel = model, mel
+        self.model, self.mel, self.energy = model, mel, energy
 
     def forward(self, x, quality, limit=None):
-        out = self.model(x, quality)
+        out = self.model(x, quality, energy=True) if self.energy else self.model(x, quality)
         return {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"], "aux": self.model.aux_loss(),
                 "mel": self.mel(out["x_hat"], x, limit)}
 
@@ -211,7 +215,7 @@ class AudioRDTask(RegistryModelTask):
         return model
 
     def forward_module(self, ctx: Context) -> nn.Module:
-        return AudioRDForward(self.model, self.mel.to(ctx.device))
+        return AudioRDForward(self.model, self.mel.to(ctx.device), self.cfg.loss.energy_correction)
 
     # -- one step -------------------------------------------------------------------
     def step(self, net: nn.Module, batch, ctx: Context) -> dict:
