@@ -342,9 +342,10 @@ class AudioModel(LatentCodecModel):
     def forward(self, x, quality, energy: bool = False):
         """Training: ``x`` ``[B, 1, n]`` (``n`` a multiple of :attr:`multiple`), ``quality`` a
         float or ``[B]`` -> ``{"x_hat", "likelihoods"}``.  ``energy`` (a model with band-energy
-        correction): the output is corrected as the decoder corrects it, with the indexes the
-        encoder would choose (every band compared, cells of :meth:`energy_cell`), and their
-        likelihoods under the stored table join the others (a constant: no gradient)."""
+        correction): ``x_hat`` is corrected as the decoder corrects it, with the indexes the
+        encoder would choose (every band compared, cells of :meth:`energy_cell`), ``x_plain``
+        is the output before the correction, and the indexes' likelihoods under the stored
+        table join the others (a constant: no gradient)."""
         c = self.packet(x)
         y = self.g_a(c).unsqueeze(2)  # = self.analysis(x)
         g = self.loud_gain(self.loud_index(x[:, 0])) if self.loudness else None
@@ -365,7 +366,8 @@ class AudioModel(LatentCodecModel):
                 p[rows] = self.energy.likelihoods(r).flatten(1).to(p)
             corrected[rows] = self.energy.apply(c_hat[rows], r, cell)
             likelihoods[f"energy{cell}"] = p
-        return {"x_hat": self.packet.inverse(corrected), "likelihoods": likelihoods}
+        return {"x_hat": self.packet.inverse(corrected), "x_plain": self.packet.inverse(c_hat),
+                "likelihoods": likelihoods}
 
     # -- loudness-adaptive steps -----------------------------------------------------------
     @property

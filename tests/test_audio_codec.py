@@ -839,6 +839,7 @@ def test_training_forward_can_see_the_output_as_the_energy_correction_leaves_it(
     plain = m(x, q)
     out = m(x, q, energy=True)
     assert set(out["likelihoods"]) == set(plain["likelihoods"]) | {"energy8", "energy16"}
+    assert out["x_plain"].shape == out["x_hat"].shape and not torch.equal(out["x_plain"], out["x_hat"])
     p8, p16 = out["likelihoods"]["energy8"], out["likelihoods"]["energy16"]
     assert torch.all(p8[0] == 1) and torch.all(p16[1] == 1)  # each excerpt is counted under its own cells
     assert bool(((p8[1] > 0) & (p8[1] < 1)).all()) and bool(((p16[0] > 0) & (p16[0] < 1)).all())

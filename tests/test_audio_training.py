@@ -53,12 +53,13 @@ def test_audio_config_checks():
     with pytest.raises(ValueError, match="mel_source_band"):
         from_dict({**base, "loss": {"metric": "mel", "mel_source_band": 1}})
     assert from_dict({**base, "loss": {"metric": "mel", "mel_source_band": True}}).loss.mel_source_band is True
-    with pytest.raises(ValueError, match="energy_correction"):
-        from_dict({**base, "loss": {"metric": "mel", "energy_correction": 1}})
-    with pytest.raises(ValueError, match="scheme 2"):  # the shipped arch has no band-energy correction
-        from_dict({**base, "loss": {"metric": "mel", "energy_correction": True}})
+    for bad in (True, 1.5, -0.1, "half"):
+        with pytest.raises(ValueError, match="energy_correction"):
+            from_dict({**base, "loss": {"metric": "mel", "energy_correction": bad}})
+    with pytest.raises(ValueError, match="scheme 2"):  # the registry's arch has no band-energy correction
+        from_dict({**base, "loss": {"metric": "mel", "energy_correction": 0.5}})
     with_energy = {**base, "model": {"name": "wavelet-audio", "arch_kwargs": {"transform": 1, "energy": 2}}}
-    assert from_dict({**with_energy, "loss": {"metric": "mel", "energy_correction": True}}).loss.energy_correction
+    assert from_dict({**with_energy, "loss": {"metric": "mel", "energy_correction": 0.5}}).loss.energy_correction == 0.5
 
 
 def test_batches_are_a_pure_function_of_the_step(tmp_path):
@@ -141,17 +142,18 @@ def test_export_arch_overrides_are_key_integer_pairs():
 
 
 def test_training_through_the_energy_correction_counts_its_indexes(tmp_path):
-    """``loss.energy_correction``: a step's rate includes the correction's indexes (so it is
-    above the same step's without them) and its mel distance is that of the corrected output
-    (the forward itself: test_audio_codec's test of ``forward(..., energy=True)``)."""
+    """``loss.energy_correction`` w: a step's rate includes the correction's indexes (so it is
+    above the same step's without them), and its distortion is w times the corrected output's
+    plus 1 - w times the uncorrected one's (the forward itself: test_audio_codec's test of
+    ``forward(..., energy=True)``)."""
     from codec.training.tasks import Context, task_for
 
     files = _files(tmp_path)
     rows = {}
-    for flag in (False, True):
+    for w in (0.0, 1.0, 0.5):
         cfg = _config(tmp_path, files)
         cfg.model.arch_kwargs = {**TINY, "transform": 1, "loudness": 1, "energy": 2}
-        cfg.loss.energy_correction = flag
+        cfg.loss.energy_correction = w
         task = task_for(cfg)
         task.prepare(Context())
         torch.manual_seed(0)
@@ -159,7 +161,10 @@ def test_training_through_the_energy_correction_counts_its_indexes(tmp_path):
         task.model.train()
         net = task.forward_module(Context())
         torch.manual_seed(3)
-        rows[flag] = task.step(net, task._batch(5, 0), Context())
-    assert float(rows[True]["bps"]) > float(rows[False]["bps"])
-    assert float(rows[True]["mel"]) != float(rows[False]["mel"])  # measured on the corrected output
-    rows[True]["total"].backward()
+        rows[w] = task.step(net, task._batch(5, 0), Context())
+    assert float(rows[1.0]["bps"]) > float(rows[0.0]["bps"]) and float(rows[0.5]["bps"]) == float(rows[1.0]["bps"])
+    assert float(rows[1.0]["mel"]) != float(rows[0.0]["mel"])  # measured on the corrected output
+    # the loss of the mixture lies between the two (the same noise, qualities and rate in each)
+    lo, hi = sorted([float(rows[0.0]["loss"]) + float(rows[1.0]["bps"] - rows[0.0]["bps"]), float(rows[1.0]["loss"])])
+    assert lo - 1e-5 < float(rows[0.5]["loss"]) < hi + 1e-5
+    rows[0.5]["total"].backward()

@@ -69,9 +69,11 @@ class LossConfig:
     # audio: the log-mel distance counts only the bands below each excerpt's file's own Nyquist
     # frequency (as codec eval measures it, at the file's rate); false: every band to 24 kHz
     mel_source_band: bool = False
-    # audio models with band-energy correction: the loss sees the output corrected as the
-    # decoder corrects it, and the rate counts the correction's indexes (under the stored table)
-    energy_correction: bool = False
+    # audio models with band-energy correction (scheme 2): the share (0..1) of the distortion
+    # measured on the output corrected as the decoder corrects it, the rest on the output before
+    # the correction (which keeps the synthesis' band energies anchored); the rate then counts
+    # the correction's indexes (under the stored table).  0: off
+    energy_correction: float = 0.0
 
 
 @dataclass
@@ -215,8 +217,9 @@ class Config:
             raise ValueError(f"loss.lmbda: must be > 0, got {lo.lmbda}")
         if not isinstance(lo.mel_source_band, bool):
             raise ValueError(f"loss.mel_source_band: must be true or false, got {lo.mel_source_band!r}")
-        if not isinstance(lo.energy_correction, bool):
-            raise ValueError(f"loss.energy_correction: must be true or false, got {lo.energy_correction!r}")
+        if isinstance(lo.energy_correction, bool) or not isinstance(lo.energy_correction, (int, float)) \
+                or not 0 <= lo.energy_correction <= 1:
+            raise ValueError(f"loss.energy_correction: a number from 0 to 1, got {lo.energy_correction!r}")
         if lo.energy_correction and not (spec.modality == "audio"
                                           and {**spec.kwargs, **m.arch_kwargs}.get("energy") == 2):
             raise ValueError("loss.energy_correction: only for audio models with band-energy correction "

@@ -15,10 +15,13 @@ side, as the codec codes them):
   whose centre lies below its file's own Nyquist frequency (a 16 kHz file: below 8 kHz), as
   ``codec eval`` measures at the file's own rate: the model's output above that is
   resampled away on decoding, so it need not match the resampler's residue there;
-- with ``loss.energy_correction`` (models with band-energy correction, scheme 2) the output
-  is corrected as the decoder corrects it (the indexes the encoder would choose, every band
-  compared) and the indexes' bits under the stored table join the rate (they have no
-  gradient: the model learns to leave to the correction what it fixes).
+- with ``loss.energy_correction`` ``w`` > 0 (models with band-energy correction, scheme 2)
+  the distortion is ``w`` times that of the output corrected as the decoder corrects it
+  (the indexes the encoder would choose, every band compared) plus ``1 - w`` times that of
+  the output before the correction, and the indexes' bits under the stored table join the
+  rate (they have no gradient).  With ``w`` = 1 nothing holds the synthesis' band energies
+  (the correction re-levels them whatever they are): they drift, the indexes grow and
+  clip, and the coded result got worse; the uncorrected share anchors them.
 
 Files are decoded and resampled once (:mod:`codec.media.audio`) and held in memory;
 ``data.holdout`` files are left out of training.  Every excerpt is a pure function of
@@ -118,12 +121,17 @@ class MelDistance(nn.Module):
 
 
 class AudioRDForward(nn.Module):
-    def __init__(self, model: nn.Module, mel: MelDistance, energy: bool = False):
+    def __init__(self, model: nn.Module, mel: MelDistance, energy: float = 0.0):
         super().__init__()
-        self.model, self.mel, self.energy = model, mel, energy
+        self.model, self.mel, self.energy = model, mel, float(energy)
 
     def forward(self, x, quality, limit=None):
-        out = self.model(x, quality, energy=True) if self.energy else self.model(x, quality)
+        if self.energy:
+            out = self.model(x, quality, energy=True)
+            return {"x_hat": out["x_hat"], "x_plain": out["x_plain"], "likelihoods": out["likelihoods"],
+                    "aux": self.model.aux_loss(), "mel": self.mel(out["x_hat"], x, limit),
+                    "mel_plain": self.mel(out["x_plain"], x, limit)}
+        out = self.model(x, quality)
         return {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"], "aux": self.model.aux_loss(),
                 "mel": self.mel(out["x_hat"], x, limit)}
 
@@ -227,7 +235,12 @@ class AudioRDTask(RegistryModelTask):
         n = x.shape[-1]
         bps = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / (-math.log(2) * n)
         mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
-        loss = (lmbda * (out["mel"] + self.cfg.loss.mse_weight * mse) + bps).mean()
+        dist = out["mel"] + self.cfg.loss.mse_weight * mse
+        w = self.cfg.loss.energy_correction
+        if w < 1 and "x_plain" in out:  # the rest of the distortion on the output before the correction
+            plain = out["mel_plain"] + self.cfg.loss.mse_weight * (out["x_plain"] - x).pow(2).flatten(1).mean(1)
+            dist = w * dist + (1 - w) * plain
+        loss = (lmbda * dist + bps).mean()
         return {"loss": loss, "bps": bps.mean(), "mse": mse.mean(), "mel": out["mel"].mean(), "aux": out["aux"],
                 "total": loss + self.cfg.loss.aux_weight * out["aux"]}
 
