@@ -226,9 +226,9 @@ def test_loudness_index_follows_the_rms_of_each_block():
     t = torch.arange(blk, dtype=torch.float64)
     sine = np.sqrt(2) * torch.sin(0.3 * t)  # RMS 1 (to within a part in 1e4)
     x = torch.cat([0.05 * sine, 0.05 / 16 * sine, 0.5 * sine, 0 * sine, 1e-6 * sine])[None].float()
-    # k = round(4 * 0.5 * log2(0.05 / rms)) in 0..16: 0 at the reference and above, 8 at -24 dB,
-    # 16 (a gain of 16) for silence and anything below -48 dB
-    assert m.loud_index(x).tolist() == [[0, 8, 0, 16, 16]]
+    # k = round(4 * 0.75 * log2(0.05 / rms)) in 0..16: 0 at the reference and above, 12 at -24 dB,
+    # 16 (a gain of 16) for silence and anything below -32 dB
+    assert m.loud_index(x).tolist() == [[0, 12, 0, 16, 16]]
     assert torch.equal(m.loud_gain(torch.tensor([[0, 8]])), torch.tensor([1.0] * 4 + [4.0] * 4).view(1, 1, 1, 8))
 
 
