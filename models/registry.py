@@ -167,7 +167,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("wavelet-audio", "audio", "codec.models.audio:AudioModel",
                   dict(N=192, E=128, levels=8, wavelet_levels=8, blocks=6, sample_rate=48000, hop=491_520,
                        context=1536, loudness=0, fill_levels=0, transform=0, energy=0),
-                  # default 6: about 8 kbps on speech, 22 on music with the shipped weights (4 gave 4 and 11)
+                  # default 6: about 10 kbps on speech, 23 on music with the shipped weights (4 gave 5 and 11)
                   quality=QualitySpec(step=0.01, default=6),
                   description="WaLLoC-style audio codec at 48 kHz: a 256-band transform (the shipped weights: an MDCT; "
                               "an 8-level CDF 9/7 wavelet packet before) around a shallow autoencoder with skips "

@@ -825,10 +825,10 @@ def test_fit_energy_pmf_counts_the_indexes_of_each_context(tmp_path, capsys):
 
 def test_training_forward_can_see_the_output_as_the_energy_correction_leaves_it():
     """``forward(x, q, energy=True)``: the output is the synthesis corrected by the indexes
-    the encoder would choose (each group and cell then within a quarter of a 1.5 dB step of
-    the input's energy), cells of the encoder's rule per excerpt, the indexes' likelihoods
-    under the stored table (their bits within a few percent of what the section spends),
-    and the gradient still reaches the synthesis."""
+    the encoder would choose (each group and cell then within half an index, 0.75 dB, of the
+    input's energy), cells of the encoder's rule per excerpt, the indexes' likelihoods under
+    the stored counts (their bits what the section spends, but for the rANS stream's own few
+    bytes), and the gradient still reaches the synthesis."""
     from codec.models.audio_energy import contexts
 
     m = _small(1, transform=1, energy=2).train()

@@ -126,14 +126,12 @@ class AudioRDForward(nn.Module):
         self.model, self.mel, self.energy = model, mel, float(energy)
 
     def forward(self, x, quality, limit=None):
-        if self.energy:
-            out = self.model(x, quality, energy=True)
-            return {"x_hat": out["x_hat"], "x_plain": out["x_plain"], "likelihoods": out["likelihoods"],
-                    "aux": self.model.aux_loss(), "mel": self.mel(out["x_hat"], x, limit),
-                    "mel_plain": self.mel(out["x_plain"], x, limit)}
-        out = self.model(x, quality)
-        return {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"], "aux": self.model.aux_loss(),
-                "mel": self.mel(out["x_hat"], x, limit)}
+        out = self.model(x, quality, energy=True) if self.energy else self.model(x, quality)
+        res = {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"], "aux": self.model.aux_loss(),
+               "mel": self.mel(out["x_hat"], x, limit)}
+        if 0 < self.energy < 1:  # the output before the band-energy correction, for the rest of the distortion
+            res.update(x_plain=out["x_plain"], mel_plain=self.mel(out["x_plain"], x, limit))
+        return res
 
 
 class AudioRDTask(RegistryModelTask):
@@ -236,8 +234,8 @@ class AudioRDTask(RegistryModelTask):
         bps = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / (-math.log(2) * n)
         mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
         dist = out["mel"] + self.cfg.loss.mse_weight * mse
-        w = self.cfg.loss.energy_correction
-        if w < 1 and "x_plain" in out:  # the rest of the distortion on the output before the correction
+        if "x_plain" in out:  # loss.energy_correction w: 1 - w of the distortion before the correction
+            w = self.cfg.loss.energy_correction
             plain = out["mel_plain"] + self.cfg.loss.mse_weight * (out["x_plain"] - x).pow(2).flatten(1).mean(1)
             dist = w * dist + (1 - w) * plain
         loss = (lmbda * dist + bps).mean()
