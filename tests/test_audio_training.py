@@ -52,6 +52,9 @@ def test_audio_config_checks():
         from_dict({"model": {"name": "mean-scale-vr"}, "data": {"holdout": ["x.wav"]}})
     with pytest.raises(ValueError, match="mel_source_band"):
         from_dict({**base, "loss": {"metric": "mel", "mel_source_band": 1}})
+    with pytest.raises(ValueError, match="mel_source_rate"):
+        from_dict({**base, "loss": {"metric": "mel", "mel_source_rate": "yes"}})
+    assert from_dict({**base, "loss": {"metric": "mel", "mel_source_rate": True}}).loss.mel_source_rate is True
     assert from_dict({**base, "loss": {"metric": "mel", "mel_source_band": True}}).loss.mel_source_band is True
     for bad in (True, 1.5, -0.1, "half"):
         with pytest.raises(ValueError, match="energy_correction"):
@@ -95,6 +98,44 @@ def test_mel_loss_can_count_only_the_bands_below_the_source_nyquist():
     assert float(limited[1]) == pytest.approx(float(full[1]), rel=1e-6)
     ref = mel_distance(A.Audio(x[0].numpy(), 48000), A.Audio(y[0].numpy(), 48000))
     assert float(full[0]) == pytest.approx(ref, rel=1e-3)
+
+
+@pytest.mark.parametrize("source", [16000, 22050, 44100])
+def test_mel_loss_at_the_source_rate_is_what_eval_measures_there(source):
+    """With ``source``, the distance of two 48 kHz signals is codec eval's mel distance of the
+    same signals at the source rate (its windows and bands): exact bins at 16 kHz, within
+    half a bin at 22.05 and 44.1 kHz; rows of different rates in one batch are measured
+    each at its own; and it differs from the 48 kHz measure (what the option changes)."""
+    from codec.media.audio_metrics import mel_distance
+    from codec.training.tasks.audio_rd import MelDistance
+
+    g = np.random.default_rng(1)
+    n = int(source * 0.5)
+    t = np.arange(n) / source
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.02 * np.sin(2 * np.pi * 2500 * t)
+         + 0.003 * g.standard_normal(n)).astype(np.float32)
+    y = (x + 0.01 * g.standard_normal(n)).astype(np.float32)
+    a, b = A.Audio(x[None], source), A.Audio(y[None], source)
+    ref = mel_distance(a, b)
+    up = [torch.from_numpy(np.ascontiguousarray(A.resample(v, 48000).samples))[None] for v in (a, b)]
+    mel = MelDistance(48000)
+    batch = torch.cat([up[1], up[1]]), torch.cat([up[0], up[0]])
+    got = mel(*batch, source=torch.tensor([source, 48000]))
+    assert float(got[0]) == pytest.approx(ref, rel=0.02 if source == 16000 else 0.05)
+    at48 = mel_distance(A.Audio(up[0][0].numpy(), 48000), A.Audio(up[1][0].numpy(), 48000))
+    assert float(got[1]) == pytest.approx(at48, rel=1e-3)
+    assert abs(float(got[0]) - float(got[1])) > 0.02 * float(got[1])
+
+
+def test_mel_filterbank_at_other_frequencies():
+    """``freqs``: the same filters evaluated elsewhere; at the FFT's own bins, the filterbank."""
+    from codec.media.audio_metrics import mel_filterbank
+
+    own = mel_filterbank(16000, 512, 32)
+    at48 = mel_filterbank(16000, 512, 32, freqs=np.arange(769) * 48000 / 1536)
+    assert at48.shape == (own.shape[0], 769)
+    assert torch.equal(at48[:, :257], own) and float(at48[:, 257:].abs().max()) == 0
+    assert torch.equal(mel_filterbank(16000, 512, 32, freqs=np.arange(257) * 16000 / 512), own)
 
 
 def test_a_short_run_validates_by_real_coding_and_exports(tmp_path):
@@ -169,3 +210,29 @@ def test_training_through_the_energy_correction_counts_its_indexes(tmp_path):
     lo, hi = sorted([v[0.0]["loss"] + v[1.0]["bps"] - v[0.0]["bps"], v[1.0]["loss"]])
     assert lo - 1e-5 < v[0.5]["loss"] < hi + 1e-5
     rows[0.5]["total"].backward()
+
+
+def test_a_step_measures_each_excerpt_at_its_files_rate(tmp_path):
+    """``loss.mel_source_rate``: a step's log-mel distance is measured at each excerpt's
+    file's rate (the rates its batch gives); the same rate term as without."""
+    from codec.training.tasks import Context, task_for
+
+    files = _files(tmp_path)
+    rows, seen = {}, []
+    for on in (False, True):
+        cfg = _config(tmp_path, files)
+        cfg.loss.mel_source_rate = on
+        task = task_for(cfg)
+        task.prepare(Context())
+        torch.manual_seed(0)
+        task.build(Context(), init=False)
+        net = task.forward_module(Context())
+        orig = task.mel.forward
+        task.mel.forward = lambda *a, _orig=orig: seen.append(a[3]) or _orig(*a)
+        torch.manual_seed(3)
+        x, nyquist = batch = task._batch(5, 0)
+        rows[on] = {k: float(v.detach()) for k, v in task.step(net, batch, Context()).items()}
+    assert seen[0] is None and torch.equal(seen[1], (2 * nyquist).round().long())
+    assert set(seen[1].tolist()) <= {16000, 22050}
+    assert rows[True]["bps"] == pytest.approx(rows[False]["bps"])
+    assert rows[True]["mel"] != pytest.approx(rows[False]["mel"], rel=1e-3)

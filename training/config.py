@@ -69,6 +69,9 @@ class LossConfig:
     # audio: the log-mel distance counts only the bands below each excerpt's file's own Nyquist
     # frequency (as codec eval measures it, at the file's rate); false: every band to 24 kHz
     mel_source_band: bool = False
+    # audio: each excerpt's log-mel distance measured as codec eval measures its file, at the
+    # file's own sample rate (its window lengths and mel bands; implies mel_source_band)
+    mel_source_rate: bool = False
     # audio models with band-energy correction (scheme 2): the share (0..1) of the distortion
     # measured on the output corrected as the decoder corrects it, the rest on the output before
     # the correction (which keeps the synthesis' band energies anchored); the rate then counts
@@ -215,8 +218,9 @@ class Config:
                              "use loss.lmbda)")
         if lo.lmbda is not None and not lo.lmbda > 0:
             raise ValueError(f"loss.lmbda: must be > 0, got {lo.lmbda}")
-        if not isinstance(lo.mel_source_band, bool):
-            raise ValueError(f"loss.mel_source_band: must be true or false, got {lo.mel_source_band!r}")
+        for key in ("mel_source_band", "mel_source_rate"):
+            if not isinstance(getattr(lo, key), bool):
+                raise ValueError(f"loss.{key}: must be true or false, got {getattr(lo, key)!r}")
         if isinstance(lo.energy_correction, bool) or not isinstance(lo.energy_correction, (int, float)) \
                 or not 0 <= lo.energy_correction <= 1:
             raise ValueError(f"loss.energy_correction: a number from 0 to 1, got {lo.energy_correction!r}")

@@ -129,7 +129,7 @@ def _mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int):
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, freqs=None):
     """``[bands, n_fft // 2 + 1]`` float32 tensor of triangular mel filters.
 
     The HTK mel scale (``2595 * log10(1 + f / 700)``); ``n_mels + 2`` edges equally spaced
@@ -137,16 +137,21 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int):
     edge i+1 and falls to 0 at edge i+2, evaluated at the FFT bins' frequencies
     ``k * sample_rate / n_fft`` (peak 1, not area-normalised).  Filters that cover no bin
     (narrower than a bin at low frequencies and small FFTs) are left out, so ``bands`` can
-    be below ``n_mels``."""
+    be below ``n_mels``.  ``freqs`` (Hz, 1-D): the same filters (those kept by that rule)
+    evaluated at these frequencies instead, ``[bands, len(freqs)]`` (training measures the
+    distance of a signal at another rate: :class:`codec.training.tasks.audio_rd.MelDistance`)."""
     import torch
 
     edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2), n_mels + 2))
-    freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    up = (freqs[None] - lo) / (mid - lo)
-    down = (hi - freqs[None]) / (hi - mid)
-    fb = np.maximum(0.0, np.minimum(up, down))
-    fb = fb[fb.sum(axis=1) > 0]
+
+    def at(f):
+        f = np.asarray(f, np.float64)[None]
+        return np.maximum(0.0, np.minimum((f - lo) / (mid - lo), (hi - f) / (hi - mid)))
+
+    fb = at(np.arange(n_fft // 2 + 1) * sample_rate / n_fft)
+    keep = fb.sum(axis=1) > 0
+    fb = fb[keep] if freqs is None else at(freqs)[keep]
     return torch.from_numpy(fb.astype(np.float32))
 
 

@@ -15,6 +15,9 @@ side, as the codec codes them):
   whose centre lies below its file's own Nyquist frequency (a 16 kHz file: below 8 kHz), as
   ``codec eval`` measures at the file's own rate: the model's output above that is
   resampled away on decoding, so it need not match the resampler's residue there;
+- with ``loss.mel_source_rate`` it is measured as ``codec eval`` measures it, at the file's
+  own rate (:class:`MelDistance` with ``source``: that rate's window lengths and mel bands;
+  a 16 kHz file's FFT of 512 samples is 32 ms, 10.7 ms at 48 kHz), which implies the above;
 - with ``loss.energy_correction`` ``w`` > 0 (models with band-energy correction, scheme 2)
   the distortion is ``w`` times that of the output corrected as the decoder corrects it
   (the indexes the encoder would choose, every band compared) plus ``1 - w`` times that of
@@ -82,33 +85,70 @@ def load_items(path, rate: int) -> tuple[list[np.ndarray], int]:
 
 class MelDistance(nn.Module):
     """Differentiable multi-resolution log-mel distance: the definition of
-    :func:`codec.media.audio_metrics.mel_distance` on batches ``[B, 1, n]``; ``[B]``."""
+    :func:`codec.media.audio_metrics.mel_distance` on batches ``[B, 1, n]``; ``[B]``.
+
+    With ``source`` (each row's file's own sample rate) a row is measured as ``codec eval``
+    measures its file, at that rate (:meth:`forward`), on the signal at the model's rate:
+    the same window durations (FFT sizes ``round(N * rate / source)``, hops a quarter of
+    them) and the same mel bands (those of FFT size ``N`` at ``source``, up to its Nyquist
+    frequency), evaluated at this FFT's bins.  Where the rates divide (16, 24, 48 kHz at
+    48 kHz) the bins below the source's Nyquist frequency are exactly its own FFT's; else
+    (44.1, 22.05 kHz) within half a bin of them."""
 
     def __init__(self, rate: int):
         super().__init__()
         from codec.media.audio_metrics import MEL_FFT_SIZES, mel_filterbank
 
-        self.sizes = MEL_FFT_SIZES
+        self.rate, self.sizes = int(rate), MEL_FFT_SIZES
         for n_fft in self.sizes:
             fb = mel_filterbank(rate, n_fft, n_fft // 16)
             self.register_buffer(f"fb{n_fft}", fb, persistent=False)
             self.register_buffer(f"win{n_fft}", torch.hann_window(n_fft, periodic=True), persistent=False)
             freqs = torch.arange(fb.shape[1], dtype=torch.float32) * rate / n_fft
             self.register_buffer(f"centre{n_fft}", (fb @ freqs) / fb.sum(1), persistent=False)  # Hz
+        self._at = {}  # (source rate, N, device) -> (FFT size here, filters, window)
 
-    def _log_mel(self, x, n_fft):
+    def _source(self, source: int, n_fft: int, device):
+        key = (int(source), n_fft, str(device))
+        if key not in self._at:
+            from codec.media.audio_metrics import mel_filterbank
+
+            n = max(16, round(n_fft * self.rate / int(source)))
+            freqs = np.arange(n // 2 + 1) * self.rate / n
+            fb = mel_filterbank(int(source), n_fft, n_fft // 16, freqs=freqs)
+            self._at[key] = (n, fb.to(device), torch.hann_window(n, periodic=True, device=device))
+        return self._at[key]
+
+    @staticmethod
+    def _log_mel_of(x, n_fft, fb, win):
         from codec.media.audio_metrics import MEL_EPS
 
-        win = getattr(self, f"win{n_fft}")
         spec = torch.stft(x, n_fft, hop_length=n_fft // 4, window=win, center=True, pad_mode="constant",
                           return_complex=True)
         mag = (spec.real.square() + spec.imag.square() + 1e-12).sqrt() / float(win.sum())
-        return torch.log10((getattr(self, f"fb{n_fft}") @ mag).clamp_min(MEL_EPS))
+        return torch.log10((fb @ mag).clamp_min(MEL_EPS))
 
-    def forward(self, x_hat, x, limit=None):
+    def _log_mel(self, x, n_fft):
+        return self._log_mel_of(x, n_fft, getattr(self, f"fb{n_fft}"), getattr(self, f"win{n_fft}"))
+
+    def forward(self, x_hat, x, limit=None, source=None):
         """``limit``: None, or ``[B]`` frequencies (Hz): each row counts only the bands whose
-        centre lies below its limit (the mean over those bands and every frame)."""
+        centre lies below its limit (the mean over those bands and every frame).  ``source``:
+        None, or ``[B]`` sample rates: each row measured at its own (class docstring; ``limit``
+        is then ignored: the bands stop at the source's Nyquist frequency)."""
         a, b = x_hat.flatten(1).float(), x.flatten(1).float()
+        if source is not None:
+            out = a.new_zeros(a.shape[0])
+            rates = [int(r) for r in torch.as_tensor(source).reshape(-1).tolist()]
+            for r in sorted(set(rates)):
+                rows = torch.tensor([v == r for v in rates], device=a.device)
+                total = 0
+                for n in self.sizes:
+                    size, fb, win = self._source(r, n, a.device)
+                    d = self._log_mel_of(a[rows], size, fb, win) - self._log_mel_of(b[rows], size, fb, win)
+                    total = total + d.abs().flatten(1).mean(1)
+                out = out.index_put((rows.nonzero()[:, 0],), total / len(self.sizes))
+            return out
         total = 0
         for n in self.sizes:
             d = (self._log_mel(a, n) - self._log_mel(b, n)).abs()  # [B, bands, frames]
@@ -125,12 +165,12 @@ class AudioRDForward(nn.Module):
         super().__init__()
         self.model, self.mel, self.energy = model, mel, float(energy)
 
-    def forward(self, x, quality, limit=None):
+    def forward(self, x, quality, limit=None, source=None):
         out = self.model(x, quality, energy=True) if self.energy else self.model(x, quality)
         res = {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"], "aux": self.model.aux_loss(),
-               "mel": self.mel(out["x_hat"], x, limit)}
+               "mel": self.mel(out["x_hat"], x, limit, source)}
         if 0 < self.energy < 1:  # the output before the band-energy correction, for the rest of the distortion
-            res.update(x_plain=out["x_plain"], mel_plain=self.mel(out["x_plain"], x, limit))
+            res.update(x_plain=out["x_plain"], mel_plain=self.mel(out["x_plain"], x, limit, source))
         return res
 
 
@@ -227,9 +267,11 @@ class AudioRDTask(RegistryModelTask):
     def step(self, net: nn.Module, batch, ctx: Context) -> dict:
         x, nyquist = batch
         x = x.to(ctx.device, non_blocking=True)
-        limit = nyquist.to(ctx.device) if self.cfg.loss.mel_source_band else None
+        lo = self.cfg.loss
+        limit = nyquist.to(ctx.device) if lo.mel_source_band else None
+        source = torch.round(2 * nyquist).long() if lo.mel_source_rate else None
         quality, lmbda = sample_qualities(x.shape[0], [lam for _, lam in self.points], x.device)
-        out = net(x, quality, limit)
+        out = net(x, quality, limit, source)
         n = x.shape[-1]
         bps = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / (-math.log(2) * n)
         mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
