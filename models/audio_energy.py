@@ -18,7 +18,8 @@ only a coarse correction of what the decoder would give:
 - per coded channel, group and cell the encoder compares the energy ``E`` of the input's
   coefficients with the energy ``Ê`` of the decoder's (it runs the decoder's synthesis) and
   codes ``r = clamp(round(2 log2(E / Ê)), -R, R)`` (1.5 dB steps; 0 where ``Ê`` is 0; ``R``
-  12 in scheme 1, 24 in scheme 2: 18 or 36 dB);
+  12 in scheme 1, 24 in scheme 2: 18 or 36 dB), in scheme 2 then moved by up to 2 where
+  that saves more bits than it costs in level error (:meth:`BandEnergy.rd_choice`);
 - the decoder multiplies the cell's coefficients by ``2^(r/4)`` before the inverse transform.
 
 The indexes of a chunk are one section (``energy``), coded in one sequential rANS stream
@@ -194,15 +195,49 @@ class BandEnergy:
         onehot = self.onehot if audible is None else self.onehot * (self.ranks < audible)[:, None]
         return torch.einsum("cbt,bg->cgt", e, onehot.to(e.device))
 
-    def indexes(self, c, c_hat, audible: int | None = None, cell: int = FRAMES):
+    def indexes(self, c, c_hat, audible: int | None = None, cell: int = FRAMES, rdo: float = 0.0):
         """The encoder's choice: the input's coefficients ``c`` and the decoder's ``c_hat``,
         ``[C, bands, T]`` -> int64 ``[C, groups, cells]`` (cells of ``cell`` frames).
         ``audible``: compare only the bands of rank below it (those below the Nyquist
-        frequency of the signal's own rate: decoding resamples the rest away), or all."""
+        frequency of the signal's own rate: decoding resamples the rest away), or all.
+        ``rdo`` > 0 (scheme 2): each index is chosen by :meth:`rd_choice` instead of rounded."""
         e, e_hat = self._energy(c, audible, cell), self._energy(c_hat, audible, cell)
-        r = torch.round(2 * torch.log2(e / e_hat.clamp_min(1e-300)))
-        r = torch.nan_to_num(r, nan=0.0, posinf=self.R, neginf=-self.R).clamp(-self.R, self.R)
-        return torch.where(e_hat > 0, r, torch.zeros_like(r)).long()
+        x = torch.nan_to_num(2 * torch.log2(e / e_hat.clamp_min(1e-300)), nan=0.0, posinf=self.R, neginf=-self.R)
+        r = torch.round(x).clamp(-self.R, self.R)
+        r = torch.where(e_hat > 0, r, torch.zeros_like(r)).long()
+        if rdo > 0 and self.scheme == 2:
+            share = e / e.sum(0, keepdim=True).clamp_min(1e-300)
+            r = self.rd_choice(r, x.clamp(-self.R, self.R), rdo * share, e_hat > 0)
+        return r
+
+    def rd_choice(self, r, x, weight, coded) -> torch.Tensor:
+        """Scheme 2's rate-distortion choice of the indexes: in coding order (:meth:`order`;
+        an index's context is then known), each index is the one of ``r - 2 .. r + 2`` (in
+        ``-R..R``) that minimises its bits under its context's row plus ``weight * (index -
+        x)^2``, ``x`` the exact correction (``2 log2(E / Ê)``).  The encoder weighs a
+        channel's level error by its share of the group-cell's input energy (a mid/side side
+        channel far below its mid moves the left and right channels' levels little).  0 where
+        ``coded`` is false.  ``r``, ``x``, ``weight``, ``coded``: ``[C, G, T]``."""
+        C, G, T = r.shape
+        bits = -np.log2(context_pmf(self.pmf))  # [rows, 2R + 1]
+        r0, xs = r.cpu().numpy().reshape(-1), x.cpu().double().numpy().reshape(-1)
+        w, ok = weight.cpu().double().numpy().reshape(-1), coded.cpu().numpy().reshape(-1)
+        flat = np.zeros(C * G * T, dtype=np.int64)
+        o = self.order(C, G, T)
+        _, g, t = np.unravel_index(o, (C, G, T))
+        start = 0
+        for stop in np.cumsum(np.bincount(g + t, minlength=G + T - 1)):  # one anti-diagonal at a time
+            pos, gg, tt = o[start:stop], g[start:stop], t[start:stop]
+            row = context_row(np.where(tt > 0, flat[pos - 1], 0), np.where(gg > 0, flat[pos - T], 0))
+            best, cost = r0[pos].copy(), np.full(len(pos), np.inf)
+            for d in (0, -1, 1, -2, 2):
+                cand = np.clip(r0[pos] + d, -self.R, self.R)
+                j = bits[row, cand + self.R] + w[pos] * (cand - xs[pos]) ** 2
+                better = j < cost
+                best[better], cost[better] = cand[better], j[better]
+            flat[pos] = np.where(ok[pos], best, 0)
+            start = stop
+        return torch.from_numpy(flat.reshape(C, G, T)).to(r.device)
 
     def apply(self, c_hat, r, cell: int = FRAMES):
         """``c_hat`` ``[C, bands, T]`` times each cell's (of ``cell`` frames) ``2^(r/4)``."""

@@ -213,7 +213,8 @@ def test_decoded_samples_equal_the_synthesis_of_the_coded_latents(small):
         if small.energy is not None:  # the encoder's rule, and what the stream carries
             cell = small.energy_cell(q)  # 32 frames with scheme 1, 8 with scheme 2 from quality 3
             assert cell == (32 if small.energy.scheme == 1 else 8)
-            r = small.energy.indexes(small.packet(seg[:, None]), small.g_s((y_hat / g).squeeze(2)), None, cell)
+            r = small.energy.indexes(small.packet(seg[:, None]), small.g_s((y_hat / g).squeeze(2)), None, cell,
+                                     small.ENERGY_RDO)
             assert payload.sections[-1].kind == "energy"
             r2, cell2 = small.energy.decode(payload.sections[-1].data, 1, coded // small.frame)
             assert torch.equal(r2, r) and cell2 == cell
@@ -325,6 +326,45 @@ def test_mel_energy_groups_follow_the_mel_scale_and_indexes_restore_each_cell():
         BandEnergy(range(8), 3)
 
 
+def test_energy_rd_choice_trades_bits_for_level_error_in_coding_order():
+    """Scheme 2's rate-distortion choice: with a huge weight it is the rounded correction;
+    with a tiny one each index is, among the rounded one and its neighbours within 2, the
+    cheapest under the row of its context (read back from the result: the contexts the
+    decoder will see); a channel with a small share of the input energy (a quiet side) is
+    chosen for bits alone; uncoded (silent decoded) cells stay 0; and the choice decodes."""
+    from codec.models.audio_energy import BandEnergy, context_pmf, contexts
+
+    e = BandEnergy([gray_rank(c) for c in range(256)], 2)
+    e.freeze()
+    gen = torch.Generator().manual_seed(4)
+    x = 3 * torch.randn(2, 24, 9, generator=gen, dtype=torch.float64)
+    r0 = torch.round(x).long().clamp(-24, 24)
+    coded = torch.ones_like(x, dtype=torch.bool)
+    coded[0, 3, 4] = False
+    r0[0, 3, 4] = 0
+    assert torch.equal(e.rd_choice(r0, x, torch.full_like(x, 1e6), coded), r0)
+    r = e.rd_choice(r0, x, torch.full_like(x, 1e-9), coded)
+    assert r[0, 3, 4] == 0 and (r - r0).abs().max() <= 2 and not torch.equal(r, r0)
+    bits = -np.log2(context_pmf(e.pmf))
+    rows = contexts(r).numpy()
+    for c, g, t in zip(*np.nonzero(coded.numpy())):
+        cands = [v for v in range(int(r0[c, g, t]) - 2, int(r0[c, g, t]) + 3) if -24 <= v <= 24]
+        assert bits[rows[c, g, t], int(r[c, g, t]) + 24] <= min(bits[rows[c, g, t], v + 24] for v in cands) + 1e-12
+    # through indexes(): the share of the input energy weighs each channel's error
+    T = 8 * 9
+    c = torch.randn(2, 256, T, generator=gen, dtype=torch.float64)
+    c[1] *= 1e-3  # a side 60 dB below its mid
+    c_hat = c * torch.exp(0.3 * torch.randn(2, 256, T, generator=gen, dtype=torch.float64))
+    plain, chosen = e.indexes(c, c_hat, None, 8), e.indexes(c, c_hat, None, 8, rdo=4.0)
+    ones = torch.ones(1, 24, 9, dtype=torch.bool)
+    side_for_bits = e.rd_choice(plain[1:], plain[1:].double(), torch.full((1, 24, 9), 1e-9, dtype=torch.float64), ones)
+    assert torch.equal(chosen[1:], side_for_bits)  # its weight is 4e-6: bits alone decide
+    assert (chosen[1] != plain[1]).sum() > (chosen[0] != plain[0]).sum()
+    r2, cell = e.decode(e.encode(chosen, None, 8), 2, T)
+    assert torch.equal(r2, chosen) and cell == 8
+    assert len(e.encode(chosen, None, 8)) < len(e.encode(plain, None, 8))
+
+
 def test_mel_energy_codes_no_group_above_the_source_nyquist_frequency():
     m = _small(1, transform=1, energy=2)
     x = torch.from_numpy(_signal(m.sample_rate, 0.08, 1).samples)  # one chunk
@@ -346,8 +386,9 @@ def test_mel_energy_codes_no_group_above_the_source_nyquist_frequency():
     # the encoder's rule: the energies of the bands below 8 kHz only (11 of 32), the groups that hold them
     assert (m.audible_bands(16000), m.audible_bands(44100), m.audible_bands(None)) == (11, 30, 32)
     _, c, c_hat = m.code_chunk(torch.nn.functional.pad(x, (P, coded - P - n)), 4.0)
-    assert torch.equal(r_full, m.energy.indexes(c, c_hat, None, 8))
-    assert torch.equal(r_lim[:, :lim], m.energy.indexes(c, c_hat, 11, 8)[:, :lim]) and not r_lim[:, lim:].any()
+    rdo = m.ENERGY_RDO
+    assert torch.equal(r_full, m.energy.indexes(c, c_hat, None, 8, rdo))
+    assert torch.equal(r_lim[:, :lim], m.energy.indexes(c, c_hat, 11, 8, rdo)[:, :lim]) and not r_lim[:, lim:].any()
     # the streaming encoder takes the rate too, and the API's coding passes the file's on
     enc = m.encoder(1, 4.0, 16000)
     enc.push(x)
