@@ -223,12 +223,8 @@ class BandEnergy:
         r0, xs = r.cpu().numpy().reshape(-1), x.cpu().double().numpy().reshape(-1)
         w, ok = weight.cpu().double().numpy().reshape(-1), coded.cpu().numpy().reshape(-1)
         flat = np.zeros(C * G * T, dtype=np.int64)
-        o = self.order(C, G, T)
-        _, g, t = np.unravel_index(o, (C, G, T))
-        start = 0
-        for stop in np.cumsum(np.bincount(g + t, minlength=G + T - 1)):  # one anti-diagonal at a time
-            pos, gg, tt = o[start:stop], g[start:stop], t[start:stop]
-            row = context_row(np.where(tt > 0, flat[pos - 1], 0), np.where(gg > 0, flat[pos - T], 0))
+        for pos, rows in self.wavefront(C, G, T):
+            row = rows(flat)
             best, cost = r0[pos].copy(), np.full(len(pos), np.inf)
             for d in (0, -1, 1, -2, 2):
                 cand = np.clip(r0[pos] + d, -self.R, self.R)
@@ -236,7 +232,6 @@ class BandEnergy:
                 better = j < cost
                 best[better], cost[better] = cand[better], j[better]
             flat[pos] = np.where(ok[pos], best, 0)
-            start = stop
         return torch.from_numpy(flat.reshape(C, G, T)).to(r.device)
 
     def apply(self, c_hat, r, cell: int = FRAMES):
@@ -281,6 +276,21 @@ class BandEnergy:
         c, g, t = np.meshgrid(np.arange(C), np.arange(G), np.arange(T), indexing="ij")
         return np.lexsort((g.ravel(), c.ravel(), (g + t).ravel()))
 
+    @classmethod
+    def wavefront(cls, C: int, G: int, T: int):
+        """:meth:`order` one anti-diagonal at a time, as the decoder goes: yields ``(pos,
+        rows)``, ``pos`` the anti-diagonal's positions (C order over ``[C, G, T]``) and
+        ``rows(flat)`` their table rows (:func:`context_row`) from the indexes ``flat`` (C
+        order) already known, those of the diagonals before."""
+        o = cls.order(C, G, T)
+        _, g, t = np.unravel_index(o, (C, G, T))
+        start = 0
+        for stop in np.cumsum(np.bincount(g + t, minlength=G + T - 1)):
+            pos, before, below = o[start:stop], t[start:stop] > 0, g[start:stop] > 0
+            yield pos, (lambda flat, pos=pos, before=before, below=below: context_row(
+                np.where(before, flat[pos - 1], 0), np.where(below, flat[pos - T], 0)))
+            start = stop
+
     def encode(self, r, coded: int | None = None, cell: int = FRAMES) -> bytes:
         """The section of indexes ``r`` ``[C, groups, cells]`` (cells of ``cell`` frames).
         Scheme 2: only the lowest ``coded`` groups (default all), their count and ``cell``
@@ -320,16 +330,8 @@ class BandEnergy:
             T = self.cells(frames, cell)
             dec = entropy.SequentialDecoder(data[2:], self._tables(), C * coded * T)
             flat = np.zeros(C * coded * T, dtype=np.int64)  # C order over [C, coded, T]
-            o = self.order(C, coded, T)
-            c, g, t = np.unravel_index(o, (C, coded, T))
-            edges = np.cumsum(np.bincount(g + t, minlength=coded + T - 1))
-            start = 0
-            for stop in edges:  # one anti-diagonal at a time: its contexts are decoded
-                pos, gg, tt = o[start:stop], g[start:stop], t[start:stop]
-                before = np.where(tt > 0, flat[pos - 1], 0)
-                below = np.where(gg > 0, flat[pos - T], 0)
-                flat[pos] = dec.decode(context_row(before, below))
-                start = stop
+            for pos, rows in self.wavefront(C, coded, T):  # each anti-diagonal's contexts are decoded
+                flat[pos] = dec.decode(rows(flat))
             dec.finish()
             r = torch.zeros(C, G, T, dtype=torch.int64)
             r[:, :coded] = torch.from_numpy(flat).reshape(C, coded, T)
